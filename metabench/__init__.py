@@ -1,0 +1,45 @@
+"""metabench: a Gymnasium-style benchmark suite and task registry for meta-learning, on JAX.
+
+>>> import jax, metabench
+>>> env = metabench.make("sinusoid-5s")
+>>> task = env.sample_task(jax.random.key(0), "train")
+
+Importing metabench registers the built-in ids but imports no env module, no MuJoCo
+and touches no dataset.
+"""
+
+from __future__ import annotations
+
+from metabench.env import CONTRACT_VERSION, MetaEnv
+from metabench.errors import (
+    ConfigError,
+    DataError,
+    MetabenchError,
+    RegistrationError,
+    UnknownIdError,
+)
+from metabench.registry import make, pprint_registry, register, registry, spec
+from metabench.spec import EnvSpec
+from metabench.tasks import SupervisedTask
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CONTRACT_VERSION",
+    "ConfigError",
+    "DataError",
+    "EnvSpec",
+    "MetaEnv",
+    "MetabenchError",
+    "RegistrationError",
+    "SupervisedTask",
+    "UnknownIdError",
+    "__version__",
+    "make",
+    "pprint_registry",
+    "register",
+    "registry",
+    "spec",
+]
+
+import metabench.envs  # noqa: E402,F401  (registers the built-in ids; imports no env module)

@@ -1,0 +1,149 @@
+"""Few-shot classification over an in-memory image pool: the sampler every image env shares.
+
+Images are held once, as ``uint8[N, H, W, C]`` grouped by *base class* (a character, a
+wnid, a bird species). A split is a table of classes, each a base class plus an optional
+rotation by ``k * 90`` degrees (Omniglot's rotation classes). Sampling a task is one
+jitted gather: choose ``ways`` classes without replacement (their order is the random
+label assignment), choose ``shots + queries`` distinct images of each, rotate, scale to
+``[0, 1]`` float32.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import ClassVar, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from metabench.env import MetaEnv, positive_int
+from metabench.errors import ConfigError
+from metabench.spec import EnvSpec
+from metabench.tasks import PRNGKey, SupervisedTask
+
+
+class ImagePool(NamedTuple):
+    """All images of a dataset, grouped by base class.
+
+    images:  uint8[N, H, W, C], base class ``b`` at rows ``offsets[b] : offsets[b] + counts[b]``.
+    offsets: int32[B]; counts: int32[B]; names: the ``B`` base-class names.
+    """
+
+    images: np.ndarray
+    offsets: np.ndarray
+    counts: np.ndarray
+    names: tuple[str, ...]
+
+    @classmethod
+    def from_groups(cls, groups: Sequence[np.ndarray], names: Sequence[str]) -> ImagePool:
+        if len(groups) != len(names):
+            raise ValueError("one name per group")
+        counts = np.array([len(g) for g in groups], dtype=np.int32)
+        offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int32)
+        return cls(np.concatenate(groups, axis=0), offsets, counts, tuple(names))
+
+
+class SplitTable(NamedTuple):
+    """The classes of one split: ``base[i]`` rotated by ``rot[i] * 90`` degrees."""
+
+    base: np.ndarray  # int32[n_classes]
+    rot: np.ndarray  # int32[n_classes], 0..3
+
+    @classmethod
+    def of(cls, base: Sequence[int], rotations: Sequence[int] = (0,)) -> SplitTable:
+        b = np.repeat(np.asarray(base, dtype=np.int32), len(rotations))
+        r = np.tile(np.asarray(rotations, dtype=np.int32), len(base))
+        return cls(b, r)
+
+
+def _rotation_index(h: int, w: int) -> np.ndarray:
+    """int32[4, H*W]: flat pixel index of ``rot90(img, k)`` (counter-clockwise) for k = 0..3."""
+    grid = np.arange(h * w, dtype=np.int32).reshape(h, w)
+    return np.stack([np.rot90(grid, k).reshape(-1) for k in range(4)])
+
+
+class ClassificationEnv(MetaEnv):
+    """Base of N-way K-shot image classification envs.
+
+    Subclasses implement ``_load() -> (ImagePool, {split: SplitTable}, data_hash)``.
+    """
+
+    kind: ClassVar[str] = "classification"
+
+    def __init__(self, spec: EnvSpec, *, ways: int, shots: int, queries: int = 15):
+        super().__init__(spec)
+        self.ways = positive_int("ways", ways, spec.id)
+        self.shots = positive_int("shots", shots, spec.id)
+        self.queries = positive_int("queries", queries, spec.id)
+        pool, tables, data_hash = self._load()
+        self._install(pool, tables)
+        self.spec = spec.replace(data_hash=data_hash)
+
+    def _load(self) -> tuple[ImagePool, Mapping[str, SplitTable], str]:
+        raise NotImplementedError
+
+    def _install(self, pool: ImagePool, tables: Mapping[str, SplitTable]) -> None:
+        self.splits = tuple(tables)
+        self.pool_names = pool.names
+        self.tables = dict(tables)
+        per_class = self.shots + self.queries
+        for split, t in tables.items():
+            if len(t.base) < self.ways:
+                raise ConfigError(
+                    f"{self.spec.id}: ways={self.ways} but split {split!r} has only {len(t.base)} "
+                    f"classes; use ways <= {len(t.base)}"
+                )
+            fewest = int(pool.counts[t.base].min())
+            if per_class > fewest:
+                raise ConfigError(
+                    f"{self.spec.id}: shots + queries = {self.shots} + {self.queries} = {per_class} "
+                    f"but a class of split {split!r} has only {fewest} images; "
+                    f"use shots + queries <= {fewest}"
+                )
+        if np.any(np.concatenate([t.rot for t in tables.values()]) != 0) and pool.images.shape[1] != pool.images.shape[2]:
+            raise ConfigError(f"{self.spec.id}: rotation classes need square images")
+        self.image_shape = tuple(int(s) for s in pool.images.shape[1:])
+        self._images = jnp.asarray(pool.images)
+        self._offsets = jnp.asarray(pool.offsets)
+        self._counts = jnp.asarray(pool.counts)
+        self._max_count = int(pool.counts.max())
+        self._rot_index = jnp.asarray(_rotation_index(*self.image_shape[:2]))
+        self._tables = {s: (jnp.asarray(t.base), jnp.asarray(t.rot)) for s, t in tables.items()}
+        self._rotates = {s: bool(np.any(t.rot != 0)) for s, t in tables.items()}
+
+    def num_classes(self, split: str) -> int:
+        self.check_split(split)
+        return int(len(self.tables[split].base))
+
+    def class_names(self, split: str) -> list[str]:
+        """``"base_name/rotDDD"`` for every class of ``split``."""
+        t = self.tables[split]
+        return [f"{self.pool_names[b]}/rot{90 * r:03d}" for b, r in zip(t.base, t.rot)]
+
+    def _sample(self, key: PRNGKey, split: str) -> SupervisedTask:
+        n, k, q = self.ways, self.shots, self.queries
+        base_t, rot_t = self._tables[split]
+        k_cls, k_img = jax.random.split(key)
+        cls = jax.random.choice(k_cls, base_t.shape[0], (n,), replace=False)
+        base = base_t[cls]
+        counts = self._counts[base]
+        # k + q distinct images per class: the k + q smallest of uniform scores, padded rows masked.
+        scores = jax.random.uniform(k_img, (n, self._max_count))
+        scores = jnp.where(jnp.arange(self._max_count)[None, :] < counts[:, None], scores, 2.0)
+        pick = jnp.argsort(scores, axis=1)[:, : k + q]
+        x = self._images[self._offsets[base][:, None] + pick]  # uint8[n, k+q, H, W, C]
+        if self._rotates[split]:
+            h, w, c = self.image_shape
+            idx = self._rot_index[rot_t[cls]][:, None, :, None]  # [n, 1, HW, 1]
+            flat = x.reshape(n, k + q, h * w, c)
+            x = jnp.take_along_axis(flat, jnp.broadcast_to(idx, (n, k + q, h * w, 1)), axis=2)
+            x = x.reshape(n, k + q, h, w, c)
+        x = x.astype(jnp.float32) / 255.0
+        labels = jnp.arange(n, dtype=jnp.int32)
+        sx = x[:, :k].reshape(n * k, *self.image_shape)
+        qx = x[:, k:].reshape(n * q, *self.image_shape)
+        return SupervisedTask(
+            support=(sx, jnp.repeat(labels, k)),
+            query=(qx, jnp.repeat(labels, q)),
+        )

@@ -1,0 +1,1 @@
+"""Offline-first data layer: data roots, checksums, downloads, safe extraction, caches."""
