@@ -18,6 +18,14 @@ from metabench.errors import (
     RegistrationError,
     UnknownIdError,
 )
+from metabench.learner import (
+    Learner,
+    LearnerConfig,
+    learner_registry,
+    make_learner,
+    pprint_learners,
+    register_learner,
+)
 from metabench.registry import make, pprint_registry, register, registry, spec
 from metabench.spec import EnvSpec
 from metabench.tasks import SupervisedTask
@@ -29,17 +37,24 @@ __all__ = [
     "ConfigError",
     "DataError",
     "EnvSpec",
+    "Learner",
+    "LearnerConfig",
     "MetaEnv",
     "MetabenchError",
     "RegistrationError",
     "SupervisedTask",
     "UnknownIdError",
     "__version__",
+    "learner_registry",
     "make",
+    "make_learner",
+    "pprint_learners",
+    "register_learner",
     "pprint_registry",
     "register",
     "registry",
     "spec",
 ]
 
+import metabench.baselines  # noqa: E402,F401  (registers the built-in learners; imports none)
 import metabench.envs  # noqa: E402,F401  (registers the built-in ids; imports no env module)
