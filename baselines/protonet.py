@@ -1,0 +1,132 @@
+"""Prototypical Networks (Snell et al. 2017) on a Conv-4 embedding.
+
+Prototype of class ``k`` = mean of its support embeddings (eq. 1); logits of a query are
+``-||f(x) - c_k||^2`` (eq. 2, ``distance="euclidean"``) or ``cosine_scale * cos(f(x), c_k)``
+(``distance="cosine"``, the metric seed 000 finds better for its ES variant); loss =
+softmax cross-entropy on the queries, averaged over the ``meta_batch`` episodes of a step;
+Adam (``lr``, 1e-3 as in Snell et al.). Classification envs only.
+
+Batch norm uses batch statistics without running averages (see ``backbones``): every
+forward pass embeds one episode's support *and* query images together, in training and at
+evaluation, so ``adapt`` only stores the support set and ``predict`` embeds
+``support + queries`` in one pass. With ``episode_map="reshape"`` the episodes of a
+meta-batch are folded into one convolution batch with per-episode batch-norm statistics
+(identical results to ``"vmap"``; a performance option).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from metabench.baselines.backbones import conv4_embed, conv4_init
+from metabench.errors import ConfigError
+from metabench.learner import Learner, LearnerConfig
+from metabench.tasks import PRNGKey, SupervisedTask
+
+
+class ProtoState(NamedTuple):
+    params: Any
+    opt_state: Any
+    step: jax.Array  # int32[]
+
+
+def proto_logits(
+    emb_s: jax.Array, y_s: jax.Array, emb_q: jax.Array, ways: int, distance: str, scale: float
+) -> jax.Array:
+    """Logits ``float[Q, ways]`` from support embeddings ``[S, F]`` (labels ``[S]``) and queries ``[Q, F]``."""
+    onehot = jax.nn.one_hot(y_s, ways, dtype=emb_s.dtype)  # [S, N]
+    protos = (onehot.T @ emb_s) / jnp.maximum(onehot.sum(0), 1.0)[:, None]  # eq. 1: [N, F]
+    if distance == "cosine":
+        qn = emb_q * jax.lax.rsqrt(jnp.sum(emb_q**2, -1, keepdims=True) + 1e-12)
+        pn = protos * jax.lax.rsqrt(jnp.sum(protos**2, -1, keepdims=True) + 1e-12)
+        return scale * (qn @ pn.T)
+    # eq. 2: -||q - c||^2 = 2 q.c - |q|^2 - |c|^2, as one matmul
+    return 2.0 * emb_q @ protos.T - jnp.sum(emb_q**2, -1, keepdims=True) - jnp.sum(protos**2, -1)[None, :]
+
+
+class ProtoNet(Learner):
+    """Prototypical network; ``meta_batch`` episodes per Adam step."""
+
+    kinds: ClassVar[frozenset[str]] = frozenset({"classification"})
+
+    @dataclasses.dataclass(frozen=True)
+    class Config(LearnerConfig):
+        """ProtoNet hyperparameters.
+
+        meta_batch: episodes per step (Snell et al.: 1).
+        lr: Adam learning rate. distance: ``"euclidean"`` (eq. 2) or ``"cosine"``.
+        cosine_scale: multiplies cosine similarities (a fixed softmax temperature).
+        channels, depth: Conv-4 width and number of blocks.
+        episode_map: ``"vmap"`` or ``"reshape"`` (fold episodes into one batch).
+        """
+
+        meta_batch: int = 1
+        lr: float = 1e-3
+        distance: str = "euclidean"
+        cosine_scale: float = 10.0
+        channels: int = 64
+        depth: int = 4
+        episode_map: str = "reshape"
+
+    def __init__(self, env: Any, config: Config, mesh: jax.sharding.Mesh | None = None):
+        super().__init__(env, config, mesh)
+        c = config
+        if c.distance not in ("euclidean", "cosine"):
+            raise ConfigError(f"protonet: distance must be 'euclidean' or 'cosine', got {c.distance!r}")
+        if c.episode_map not in ("vmap", "reshape"):
+            raise ConfigError(f"protonet: episode_map must be 'vmap' or 'reshape', got {c.episode_map!r}")
+        if c.meta_batch < 1:
+            raise ConfigError(f"protonet: meta_batch must be >= 1, got {c.meta_batch}")
+        self.ways = int(env.ways)
+        self.image_shape = tuple(env.task_shapes("train").support[0].shape[1:])
+        self.optimizer = optax.adam(c.lr)
+
+    def logits(self, params: Any, support: tuple[jax.Array, jax.Array], xq: jax.Array) -> jax.Array:
+        """Query logits ``[Q, N]`` of one episode (support and queries embedded in one pass)."""
+        xs, ys = support
+        emb = conv4_embed(params, jnp.concatenate([xs, xq], axis=0))
+        c = self.config
+        return proto_logits(emb[: xs.shape[0]], ys, emb[xs.shape[0] :], self.ways, c.distance, c.cosine_scale)
+
+    def _batch_logits(self, params: Any, tasks: SupervisedTask) -> jax.Array:
+        """Logits ``[T, Q, N]`` of a batch of episodes."""
+        (xs, ys), (xq, _) = tasks.support, tasks.query
+        if self.config.episode_map == "vmap":
+            return jax.vmap(lambda s, y, q: self.logits(params, (s, y), q))(xs, ys, xq)
+        t, s_n, q_n = xs.shape[0], xs.shape[1], xq.shape[1]
+        x = jnp.concatenate([xs, xq], axis=1).reshape(t * (s_n + q_n), *xs.shape[2:])
+        emb = conv4_embed(params, x, groups=t).reshape(t, s_n + q_n, -1)
+        c = self.config
+        fn = lambda e, y: proto_logits(e[:s_n], y, e[s_n:], self.ways, c.distance, c.cosine_scale)  # noqa: E731
+        return jax.vmap(fn)(emb, ys)
+
+    def loss(self, params: Any, tasks: SupervisedTask) -> tuple[jax.Array, jax.Array]:
+        """Mean query cross-entropy over the episodes, and the mean query accuracy."""
+        logits = self._batch_logits(params, tasks)
+        yq = tasks.query[1]
+        logp = jax.nn.log_softmax(logits, -1)
+        ce = -jnp.mean(jnp.take_along_axis(logp, yq[..., None], -1))
+        acc = jnp.mean(jnp.argmax(logits, -1) == yq)
+        return ce, acc
+
+    def init(self, key: PRNGKey) -> ProtoState:
+        params = conv4_init(key, self.image_shape, channels=self.config.channels, depth=self.config.depth)
+        return ProtoState(params, self.optimizer.init(params), jnp.zeros((), jnp.int32))
+
+    def meta_train_step(self, state: ProtoState, tasks: SupervisedTask, key: PRNGKey) -> tuple[ProtoState, dict]:
+        (loss, acc), grads = jax.value_and_grad(self.loss, has_aux=True)(state.params, tasks)
+        updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        return ProtoState(params, opt_state, state.step + 1), {"loss": loss, "accuracy": acc}
+
+    def adapt(self, state: ProtoState, support: Any, key: PRNGKey) -> tuple[jax.Array, jax.Array]:
+        """The support set itself: prototypes are computed in ``predict``'s joint forward pass."""
+        return tuple(support)  # type: ignore[return-value]
+
+    def predict(self, state: ProtoState, adapted: Any, x: jax.Array) -> jax.Array:
+        return self.logits(state.params, adapted, x)
