@@ -131,7 +131,7 @@ class MetaEnv(abc.ABC):
 
     def describe(self) -> dict[str, Any]:
         """A JSON-able summary: spec, contract version, task shapes and split sizes."""
-        shapes = jax.tree_util.tree_map(lambda s: [list(s.shape), str(s.dtype)], self.task_shapes())
+        shapes = _jsonable(jax.tree_util.tree_map(lambda s: [list(s.shape), str(s.dtype)], self.task_shapes()))
         return {
             "spec": self.spec.to_dict(),
             "contract_version": CONTRACT_VERSION,
@@ -143,15 +143,19 @@ class MetaEnv(abc.ABC):
         return f"<{type(self).__name__} {self.spec.id}>"
 
 
+def _jsonable(tree: Any) -> Any:
+    """NamedTuples and dataclasses become dicts, tuples lists (for ``describe``)."""
+    if hasattr(tree, "_asdict"):
+        return {k: _jsonable(v) for k, v in tree._asdict().items()}
+    if isinstance(tree, dict):
+        return {k: _jsonable(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return [_jsonable(v) for v in tree]
+    return tree
+
+
 def positive_int(name: str, value: Any, env_id: str) -> int:
     """Validate a size argument (ways, shots, queries)."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
         raise ConfigError(f"{env_id}: {name} must be a positive integer, got {value!r}")
     return int(value)
-
-
-def as_key(key: Any) -> jax.Array:
-    """Accept a new-style typed key or a legacy uint32[2] key."""
-    if jnp.issubdtype(getattr(key, "dtype", None), jax.dtypes.prng_key):
-        return key
-    return jax.random.wrap_key_data(jnp.asarray(key, dtype=jnp.uint32))

@@ -1,0 +1,192 @@
+"""Conformance checks that ship with the library: ``check_meta_env(env)``.
+
+Users run them on their own envs the way they run gymnasium's ``check_env``; the test
+suite runs them on every registered id. A failed check raises ``AssertionError`` with a
+message naming the check, the env id and what differed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from metabench.tasks import SupervisedTask
+
+
+def task_digest(task: Any) -> str:
+    """sha256 over every leaf of a task pytree (dtype, shape and bytes), in tree order."""
+    h = hashlib.sha256()
+    for leaf in jax.tree_util.tree_leaves(task):
+        arr = np.asarray(leaf)
+        h.update(str((arr.dtype.str, arr.shape)).encode())
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()
+
+
+def _fail(env: Any, check: str, detail: str) -> None:
+    raise AssertionError(f"check_meta_env[{env.spec.id}] {check}: {detail}")
+
+
+def _trees_equal(a: Any, b: Any) -> bool:
+    la, lb = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
+    return len(la) == len(lb) and all(
+        np.asarray(x).shape == np.asarray(y).shape and np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(la, lb)
+    )
+
+
+def check_determinism(env: Any, split: str) -> None:
+    k = jax.random.key(1234)
+    t1, t2 = env.sample_task(k, split), env.sample_task(k, split)
+    if not _trees_equal(t1, t2):
+        _fail(env, "determinism", f"two calls with the same key gave different {split} tasks")
+    t3 = env.sample_task(jax.random.key(4321), split)
+    if _trees_equal(t1, t3):
+        _fail(env, "key dependence", f"different keys gave the identical {split} task")
+
+
+def check_shapes(env: Any, split: str) -> None:
+    task = env.sample_task(jax.random.key(7), split)
+    expected = env.task_shapes(split)
+    got = jax.tree_util.tree_map(lambda x: (tuple(x.shape), str(x.dtype)), task)
+    want = jax.tree_util.tree_map(lambda s: (tuple(s.shape), str(s.dtype)), expected)
+    if got != want:
+        _fail(env, "shapes", f"sampled task {got} differs from task_shapes {want}")
+    for leaf in jax.tree_util.tree_leaves(task):
+        if jnp.issubdtype(leaf.dtype, jnp.floating) and not bool(jnp.all(jnp.isfinite(leaf))):
+            _fail(env, "finite", f"a {split} task has NaN or inf values")
+
+
+def check_supervised(env: Any, split: str) -> None:
+    task = env.sample_task(jax.random.key(11), split)
+    if not isinstance(task, SupervisedTask):
+        _fail(env, "task type", f"expected SupervisedTask, got {type(task).__name__}")
+    (sx, sy), (qx, qy) = task.support, task.query
+    if sx.shape[0] != sy.shape[0] or qx.shape[0] != qy.shape[0]:
+        _fail(env, "shapes", "x and y have different numbers of rows")
+    if sx.shape[1:] != qx.shape[1:]:
+        _fail(env, "shapes", f"support inputs {sx.shape[1:]} and query inputs {qx.shape[1:]} differ")
+    if env.spec.kind != "classification":
+        return
+    n, k, q = env.ways, env.shots, env.queries
+    if sy.dtype != jnp.int32 or qy.dtype != jnp.int32:
+        _fail(env, "dtypes", f"labels must be int32, got {sy.dtype}/{qy.dtype}")
+    if sx.dtype != jnp.float32:
+        _fail(env, "dtypes", f"images must be float32, got {sx.dtype}")
+    if float(sx.min()) < 0.0 or float(sx.max()) > 1.0:
+        _fail(env, "range", "images must lie in [0, 1]")
+    for name, y, per in (("support", sy, k), ("query", qy, q)):
+        counts = np.bincount(np.asarray(y), minlength=n)
+        if y.shape != (n * per,) or counts.shape != (n,) or not np.all(counts == per):
+            _fail(env, "labels", f"{name} labels must be 0..{n - 1}, {per} each; got counts {counts.tolist()}")
+    # The label -> class assignment is random per task: over a few tasks, label 0 must not
+    # always show the same images.
+    firsts = {task_digest(env.sample_task(jax.random.key(s), split).support[0][0]) for s in range(6)}
+    if len(firsts) == 1:
+        _fail(env, "label remap", "label 0 showed the same image in 6 different tasks")
+
+
+def check_split_disjoint(env: Any) -> None:
+    names = getattr(env, "class_names", None)
+    if names is None:
+        return
+    seen: dict[str, str] = {}
+    for split in env.splits:
+        for c in names(split):
+            if c in seen and seen[c] != split:
+                _fail(env, "split integrity", f"class {c!r} is in both {seen[c]!r} and {split!r}")
+            seen[c] = split
+
+
+def check_jit_vmap(env: Any, split: str) -> None:
+    key = jax.random.key(3)
+    eager = env.sample_task(key, split)
+    jitted = jax.jit(env.sample_task, static_argnames="split")(key, split=split)
+    if not _trees_equal(eager, jitted):
+        _fail(env, "jit", "jit(sample_task) differs from the eager result")
+    keys = jax.random.split(key, 3)
+    batch = jax.vmap(lambda k: env.sample_task(k, split))(keys)
+    second = jax.tree_util.tree_map(lambda x: x[1], batch)
+    if not _trees_equal(second, env.sample_task(keys[1], split)):
+        _fail(env, "vmap", "vmap(sample_task) row 1 differs from sample_task(keys[1])")
+    many = env.sample_tasks(key, 3, split)
+    if not _trees_equal(many, batch):
+        _fail(env, "sample_tasks", "sample_tasks(key, n) differs from vmap over split(key, n)")
+
+
+def check_eval_set(env: Any, splits: Sequence[str]) -> None:
+    for split in splits:
+        h1 = env.eval_hash(split)
+        env._hashes.pop(split, None)
+        if env.eval_hash(split) != h1:
+            _fail(env, "eval set", f"the frozen {split} evaluation set changed between two computations")
+        head = env.eval_tasks(split, 0, 2)
+        first = jax.tree_util.tree_map(lambda x: x[0], head)
+        if not _trees_equal(first, env.sample_task(env.eval_keys(split)[0], split)):
+            _fail(env, "eval set", f"eval_tasks({split!r})[0] is not sample_task(eval_keys[0])")
+    hashes = {s: env.eval_hash(s) for s in splits}
+    if len(set(hashes.values())) != len(hashes):
+        _fail(env, "eval set", f"two splits share an evaluation set: {hashes}")
+
+
+_CHILD = r"""
+import json, sys, jax, metabench
+from metabench.spec import EnvSpec
+from metabench.testing import task_digest
+spec = EnvSpec.from_json(sys.argv[1])
+env = metabench.make(spec)
+print(json.dumps({s: task_digest(env.sample_task(jax.random.key(99), s)) for s in env.splits}))
+"""
+
+
+def check_other_process(env: Any) -> None:
+    """The same key gives the same task, bit for bit, in a fresh Python process."""
+    base = env.spec.replace(kwargs=dict(env.spec.kwargs), data_hash=None)
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD, base.to_json()],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")},
+        timeout=300,
+    )
+    if out.returncode != 0:
+        _fail(env, "second process", f"child failed:\n{out.stderr[-2000:]}")
+    theirs = json.loads(out.stdout.strip().splitlines()[-1])
+    ours = {s: task_digest(env.sample_task(jax.random.key(99), s)) for s in env.splits}
+    if theirs != ours:
+        _fail(env, "second process", f"tasks differ across processes: {ours} vs {theirs}")
+
+
+def check_meta_env(env: Any, *, second_process: bool = True) -> dict[str, str]:
+    """Run every conformance check on ``env``; returns ``{split: eval_hash}`` on success.
+
+    Checks: determinism and key dependence, shapes/dtypes vs ``task_shapes``, finiteness,
+    label range and counts, random label remapping, split disjointness (classification),
+    jit and vmap, ``sample_tasks`` batching, stable and distinct frozen evaluation sets,
+    and (``second_process=True``) bit-identical tasks in a fresh process.
+    RL envs are checked by ``metabench.testing_rl.check_rl_env`` in addition.
+    """
+    for split in env.splits:
+        check_determinism(env, split)
+        check_shapes(env, split)
+        check_jit_vmap(env, split)
+        if env.spec.kind in ("classification", "regression"):
+            check_supervised(env, split)
+    check_split_disjoint(env)
+    eval_splits = [s for s in env.splits if s in ("val", "test")] or list(env.splits)
+    check_eval_set(env, eval_splits)
+    if env.spec.kind == "rl":
+        from metabench.testing_rl import check_rl_env
+
+        check_rl_env(env)
+    if second_process:
+        check_other_process(env)
+    return {s: env.eval_hash(s) for s in eval_splits}
