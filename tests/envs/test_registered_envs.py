@@ -1,0 +1,43 @@
+"""Every registered env passes the conformance checker (parametrised over the registry).
+
+A new env is tested by registering it. Envs whose data is absent skip with the loader's
+own message (which names the files and where to put them); envs whose optional extra is
+not installed skip with the install hint.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import metabench
+from metabench.errors import DataError
+from metabench.testing import check_meta_env
+
+ALL_IDS = sorted(metabench.registry)
+
+
+def _make_or_skip(env_id: str):
+    try:
+        return metabench.make(env_id)
+    except DataError as e:
+        pytest.skip(f"data not available: {e}")
+    except ModuleNotFoundError as e:
+        pytest.skip(f"optional dependency missing: {e}")
+
+
+@pytest.mark.parametrize("env_id", ALL_IDS)
+def test_registered_env_passes_the_checker(env_id: str) -> None:
+    env = _make_or_skip(env_id)
+    # one fresh-process comparison per family keeps the suite fast; the in-process checks run for every id
+    family = env.spec.entry_point
+    first_of_family = next(i for i in ALL_IDS if metabench.registry[i].entry_point == family) == env_id
+    hashes = check_meta_env(env, second_process=first_of_family)
+    assert all(len(h) == 64 for h in hashes.values())
+
+
+@pytest.mark.parametrize("env_id", ALL_IDS)
+def test_spec_records_data_hash_and_overrides(env_id: str) -> None:
+    env = _make_or_skip(env_id)
+    assert env.spec.id == env_id
+    assert env.spec.data_hash, "make() must record the data hash in env.spec"
+    assert env.spec.overrides == ()
