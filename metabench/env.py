@@ -52,6 +52,8 @@ class MetaEnv(abc.ABC):
         self.spec = spec
         self._jitted: dict[tuple[str, str], Callable[..., Any]] = {}
         self._hashes: dict[str, str] = {}
+        # One compiled sampler per split, shared by eager calls and by callers that trace it.
+        self._jit_sample = jax.jit(lambda key, split: self._sample(key, split), static_argnums=1)
 
     # -- the contract -------------------------------------------------------------
     @abc.abstractmethod
@@ -61,14 +63,14 @@ class MetaEnv(abc.ABC):
     def sample_task(self, key: PRNGKey, split: str = "train") -> Task:
         """One task; a pure function of ``key`` and ``split``. jit with ``static_argnames='split'``."""
         self.check_split(split)
-        return self._sample(key, split)
+        return self._jit_sample(key, split)
 
     def sample_tasks(self, key: PRNGKey, n: int, split: str = "train") -> Task:
         """``n`` tasks with a leading task axis: ``vmap(sample_task)`` over ``split(key, n)``."""
         self.check_split(split)
         if not isinstance(n, int) or n <= 0:
             raise ConfigError(f"sample_tasks: n must be a positive int, got {n!r}")
-        return jax.vmap(lambda k: self._sample(k, split))(jax.random.split(key, n))
+        return jax.vmap(lambda k: self._jit_sample(k, split))(jax.random.split(key, n))
 
     def jit_sample_tasks(self, n: int, split: str = "train") -> Callable[[PRNGKey], Task]:
         """A cached, jitted ``key -> sample_tasks(key, n, split)``."""
