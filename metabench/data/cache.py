@@ -259,7 +259,7 @@ def load_or_build(
                 "sha256": _array_digest(arr),
             }
         _write_json_atomic(tmp / "meta.json", record)
-        _install(tmp, final)
+        _install(tmp, final, dh)
     except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
         if _is_enospc(e):
@@ -272,9 +272,16 @@ def load_or_build(
     return arrays, CacheInfo(name, key, dh, final, True, m)
 
 
-def _install(tmp: Path, final: Path) -> None:
-    """Atomically move ``tmp`` to ``final``, replacing a stale ``final``; tolerate a concurrent winner."""
+def _install(tmp: Path, final: Path, data_hash: str) -> None:
+    """Atomically move ``tmp`` to ``final``, replacing a stale ``final``; a valid one (a concurrent
+    builder won the race) is kept and ``tmp`` discarded."""
     if final.exists():
+        try:
+            _load(final, data_hash)
+            shutil.rmtree(tmp, ignore_errors=True)
+            return
+        except ValueError:
+            pass
         trash = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".stale", dir=final.parent))
         try:
             os.replace(final, trash / "old")

@@ -96,7 +96,7 @@ def _extract_zip(archive: Path, tmp: Path) -> None:
                 mode = info.external_attr >> 16
                 if stat.S_ISLNK(mode):
                     _check_link(archive, info.filename, zf.read(info).decode("utf-8", "replace"), hard=False)
-                elif mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                elif stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):  # 0: no Unix type recorded
                     raise UnsafeArchiveError(f"{archive}: member {info.filename!r} is a special file; refusing to extract")
             for info in infos:
                 rel = _check_name(archive, info.filename)
