@@ -1,0 +1,130 @@
+"""Batched rollouts of a policy over tasks x episodes (MAML for RL, Finn et al. 2017, Alg. 3).
+
+A *policy* is ``policy_apply(policy_params, obs, key) -> action`` on ONE observation
+(``obs: float32[*obs_shape]`` -> ``action: float32[*act_shape]``); the rollout vmaps it.
+Sample inside it for a stochastic policy; the learner recomputes log-probabilities
+from the returned observations and actions.
+
+>>> traj = rollout(env, policy_apply, theta, task, key, n_episodes=20)   # jittable (JAX envs)
+>>> traj.rewards.shape                                                  # (20, env.max_steps)
+>>> returns = episode_returns(traj)                                     # float32[20]
+
+JAX envs (``env.functional``): ``lax.scan`` over the horizon, ``vmap`` over episodes
+(and over tasks in ``rollout_tasks``); everything jits (``env``, ``policy_apply``,
+``n_episodes`` and ``horizon`` static). Host envs (MuJoCo): the same call runs the
+env's ``vector_rollout`` (gymnasium vector envs) and returns numpy arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from metabench.errors import ConfigError
+from metabench.tasks import PRNGKey
+
+PolicyApply = Callable[[Any, jax.Array, PRNGKey], jax.Array]
+
+
+class Trajectories(NamedTuple):
+    """Fixed-length episodes; leading axes ``[E, T]`` (``[N, E, T]`` from ``rollout_tasks``).
+
+    obs:     float32[E, T, *obs_shape]  observation the action was taken in
+    actions: float32[E, T, *act_shape]  the action as passed to ``step`` (before clipping)
+    rewards: float32[E, T]              reward of the step (0 after the episode ended)
+    dones:   bool[E, T]                 the episode ended at this step (terminated or truncated)
+    mask:    float32[E, T]              1 for steps taken while the episode was running
+    """
+
+    obs: Any
+    actions: Any
+    rewards: Any
+    dones: Any
+    mask: Any
+
+
+def _episode(env: Any, policy_apply: PolicyApply, policy_params: Any, params: Any, key: PRNGKey, horizon: int) -> Trajectories:
+    k_reset, k_run = jax.random.split(key)
+    obs, state = env.reset(k_reset, params)
+
+    def body(carry, k):
+        obs, state, done = carry
+        k_pol, k_env = jax.random.split(k)
+        action = policy_apply(policy_params, obs, k_pol)
+        next_obs, state, reward, next_done, _ = env.step(k_env, state, action, params)
+        out = (obs, jnp.asarray(action, jnp.float32), reward, next_done & ~done, (~done).astype(jnp.float32))
+        return (next_obs, state, next_done), out
+
+    carry = (obs, state, jnp.zeros((), bool))
+    _, (o, a, r, d, m) = jax.lax.scan(body, carry, jax.random.split(k_run, horizon))
+    return Trajectories(o, a, r, d, m)
+
+
+def rollout(
+    env: Any,
+    policy_apply: PolicyApply,
+    policy_params: Any,
+    task_params: Any,
+    key: PRNGKey,
+    n_episodes: int,
+    horizon: int | None = None,
+) -> Trajectories:
+    """``n_episodes`` episodes of ONE task, ``horizon`` (default ``env.max_steps``) steps each.
+
+    Episode ``e`` uses ``split(key, n_episodes)[e]``; resets never change ``task_params``.
+    """
+    horizon = _horizon(env, horizon)
+    if not getattr(env, "functional", True):
+        batch = jax.tree_util.tree_map(lambda x: jnp.asarray(x)[None], task_params)
+        traj = env.vector_rollout(policy_apply, policy_params, batch, key, n_episodes, horizon=horizon)
+        return Trajectories(*(x[0] for x in traj))
+    keys = jax.random.split(key, n_episodes)
+    return jax.vmap(lambda k: _episode(env, policy_apply, policy_params, task_params, k, horizon))(keys)
+
+
+def rollout_tasks(
+    env: Any,
+    policy_apply: PolicyApply,
+    policy_params: Any,
+    task_params: Any,
+    key: PRNGKey,
+    n_episodes: int,
+    horizon: int | None = None,
+) -> Trajectories:
+    """``rollout`` over a batch of tasks (leading axis N): arrays ``[N, E, T, ...]``.
+
+    Task ``i`` uses ``split(key, N)[i]``, so row ``i`` equals
+    ``rollout(env, ..., task_params[i], split(key, N)[i], n_episodes)``.
+    ``policy_params`` is shared; vmap this function yourself for per-task (adapted) params.
+    """
+    horizon = _horizon(env, horizon)
+    if not getattr(env, "functional", True):
+        return env.vector_rollout(policy_apply, policy_params, task_params, key, n_episodes, horizon=horizon)
+    n = jax.tree_util.tree_leaves(task_params)[0].shape[0]
+    keys = jax.random.split(key, n)
+    return jax.vmap(lambda p, k: rollout(env, policy_apply, policy_params, p, k, n_episodes, horizon))(task_params, keys)
+
+
+def make_rollout(
+    env: Any, policy_apply: PolicyApply, n_episodes: int, horizon: int | None = None, *, batched: bool = False
+) -> Callable[[Any, Any, PRNGKey], Trajectories]:
+    """A jitted ``(policy_params, task_params, key) -> Trajectories`` (``rollout_tasks`` if ``batched``)."""
+    fn = rollout_tasks if batched else rollout
+    if not getattr(env, "functional", True):
+        return lambda pp, tp, k: fn(env, policy_apply, pp, tp, k, n_episodes, horizon)
+    return jax.jit(lambda pp, tp, k: fn(env, policy_apply, pp, tp, k, n_episodes, horizon))
+
+
+def episode_returns(traj: Trajectories) -> jax.Array:
+    """Undiscounted return of each episode: ``sum_t rewards * mask`` over the last axis."""
+    return (jnp.asarray(traj.rewards) * jnp.asarray(traj.mask)).sum(-1)
+
+
+def _horizon(env: Any, horizon: int | None) -> int:
+    h = int(env.max_steps) if horizon is None else horizon
+    if isinstance(h, bool) or not isinstance(h, int) or h <= 0:
+        raise ConfigError(f"rollout: horizon must be a positive int, got {horizon!r}")
+    return h
