@@ -8,7 +8,9 @@ Description
     gymnasium's v5 models (``HalfCheetah-v5``, ``Ant-v5``, default XML, ``frame_skip = 5``,
     ``dt = 0.05`` s, reset noise 0.1) with a task-conditioned reward. ``v`` is the forward
     velocity ``(x_after - x_before) / dt`` of the root body (``qpos[0]``), as gymnasium v5
-    computes it (rllab used the torso's centre-of-mass velocity).
+    computes it for HalfCheetah (gymnasium's Ant-v5 differentiates the torso's ``xpos``,
+    which MuJoCo leaves one substep behind ``qpos``; we use ``qpos`` for both; rllab
+    used the torso's centre-of-mass velocity).
 
 Spaces
     gymnasium's: HalfCheetah obs float64[17], action Box(-1, 1)^6; Ant obs float64[105]
@@ -136,7 +138,7 @@ class Locomotion(RLMetaEnv):
 
     # -- reward --------------------------------------------------------------------
     def reward(self, params: Any, x_velocity: float, info: dict[str, Any]) -> float:
-        """The task reward from gymnasium's step ``info`` (``x_velocity``, ``reward_*`` terms)."""
+        """The task reward from the forward velocity (from ``qpos``) and gymnasium's ``reward_*`` terms."""
         raise NotImplementedError
 
     # -- adapters ------------------------------------------------------------------
@@ -349,8 +351,11 @@ def locomotion_task_env_class() -> type:
             if not np.all(np.isfinite(a)):
                 raise RLInputError(f"{self.meta_env.spec.id}: action is not finite: {a}")
             a = np.clip(a, self._low, self._high)
+            x_before = float(self.inner.data.qpos[0])
             obs, _, terminated, _, info = self.inner.step(a)
-            reward = self.meta_env.reward(self._params, float(info["x_velocity"]), info)
+            # from qpos (gymnasium's Ant-v5 uses the torso xpos, which lags one substep)
+            x_velocity = (float(self.inner.data.qpos[0]) - x_before) / self.inner.dt
+            reward = self.meta_env.reward(self._params, x_velocity, info)
             self._t += 1
             truncated = self._t >= self.meta_env.max_steps and not terminated
             if terminated or truncated:
