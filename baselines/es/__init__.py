@@ -1,0 +1,1 @@
+"""Evolution strategies as a meta-optimiser (seed 000: ES-ProtoNet), sharded over a ``pop`` mesh axis."""
