@@ -313,3 +313,39 @@ def test_real_lite_data() -> None:
     assert [env.num_classes(s) for s in ("train", "val", "test")] == [153 * 4, 22 * 4, 67 * 4]
     assert len(env.pool_names) == 242 and set(np.asarray(env._counts).tolist()) == {20}
     assert np.median(np.asarray(env._images)) == 0  # inverted: dark background
+
+
+def test_download_true_fetches_verified_zips_from_a_local_server(lite_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """download=True fetches the manifest's URLs (here a 127.0.0.1 server holding the fixture zips)."""
+    import functools
+    import http.server
+    import threading
+
+    served = lite_root / "omniglot"
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/"
+        info = M.DATASETS["omniglot"]
+        files = tuple(dataclasses.replace(f, url=url + f.name) for f in info.files)
+        monkeypatch.setitem(M.DATASETS, "omniglot", dataclasses.replace(info, files=files))
+        empty = tmp_path / "fresh"
+        with pytest.raises(DataError, match="download=True"):
+            metabench.make("omniglot-lite-5w1s", root=empty)
+        env = metabench.make("omniglot-lite-5w1s", root=empty, download=True)
+        for stem in ("images_background_small1", "images_background_small2"):
+            assert (empty / "omniglot" / f"{stem}.zip").read_bytes() == (served / f"{stem}.zip").read_bytes()
+        assert env.num_classes("train") == 48
+        # a tampered file on the server fails its checksum and is not kept
+        (empty / "omniglot" / "images_background_small2.zip").unlink()
+        (served / "images_background_small2.zip").write_bytes(b"PK\x05\x06" + b"\0" * 18)
+        with pytest.raises(ChecksumError, match="images_background_small2.zip"):
+            metabench.make("omniglot-lite-5w1s", root=empty, download=True)
+        assert not (empty / "omniglot" / "images_background_small2.zip").exists()
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
