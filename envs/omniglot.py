@@ -44,6 +44,7 @@ re-compressed zips).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import zipfile
@@ -172,8 +173,9 @@ def _pool(images: np.ndarray, counts: np.ndarray, names: tuple[str, ...]) -> Ima
 Reader = Callable[[], bytes]
 
 
-def _members(source: Path) -> dict[str, list[tuple[str, Reader, str]]]:
-    """``{"Alphabet/characterNN": [(file name, read bytes, display name), ...]}`` of one source."""
+def _members(source: Path, stack: contextlib.ExitStack) -> dict[str, list[tuple[str, Reader, str]]]:
+    """``{"Alphabet/characterNN": [(file name, read bytes, display name), ...]}`` of one source
+    (a zip is opened on ``stack`` and closed with it)."""
     out: dict[str, list[tuple[str, Reader, str]]] = {}
     stem = source.name[:-4] if source.suffix == ".zip" else source.name
 
@@ -190,7 +192,7 @@ def _members(source: Path) -> dict[str, list[tuple[str, Reader, str]]]:
             add(f.relative_to(source).as_posix(), f.read_bytes, str(f))
         return out
     try:
-        zf = zipfile.ZipFile(source)
+        zf = stack.enter_context(zipfile.ZipFile(source))
     except (zipfile.BadZipFile, OSError, EOFError) as e:
         raise DataError(f"{source}: not a readable zip ({e}); delete it and download it again") from e
     for info in zf.infolist():
@@ -218,36 +220,42 @@ def _builder(sources: Sequence[Path], size: int, verify: bool) -> Callable[[], d
     def build() -> dict[str, np.ndarray]:
         if verify:
             _verify_sources(sources)
-        chars: dict[str, list[tuple[str, Reader, str]]] = {}
-        for src in sources:  # a character present in an earlier source wins (small1/small2 share Greek, Latin)
-            for name, files in _members(src).items():
-                chars.setdefault(name, files)
-        if not chars:
-            raise DataError(
-                f"no Omniglot images (<Alphabet>/characterNN/*.png) found in {', '.join(map(str, sources))}"
-            )
-        names = sorted(chars)
-        total = sum(len(v) for v in chars.values())
-        images = np.empty((total, size, size, 1), dtype=np.uint8)
-        counts = np.empty(len(names), dtype=np.int32)
-        from tqdm.auto import tqdm
-
-        i = 0
-        with tqdm(total=total, desc="omniglot: decoding images", unit="img", leave=False) as bar:
-            for c, name in enumerate(names):
-                files = sorted(chars[name], key=lambda t: t[0])
-                counts[c] = len(files)
-                for _, read, where in files:
-                    try:
-                        data = read()
-                    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
-                        raise DataError(f"{where}: cannot read ({e}); the archive is corrupt, download it again") from e
-                    images[i, :, :, 0] = decode_image(data, size, where)
-                    i += 1
-                    bar.update()
-        return {"images": images, "counts": counts, "names": np.array(names)}
+        with contextlib.ExitStack() as stack:
+            return _decode_all(sources, size, stack)
 
     return build
+
+
+def _decode_all(sources: Sequence[Path], size: int, stack: contextlib.ExitStack) -> dict[str, np.ndarray]:
+    """Every character's PNGs, decoded: ``images`` uint8[N, size, size, 1], ``counts``, ``names`` (sorted)."""
+    chars: dict[str, list[tuple[str, Reader, str]]] = {}
+    for src in sources:  # a character present in an earlier source wins (small1/small2 share Greek, Latin)
+        for name, files in _members(src, stack).items():
+            chars.setdefault(name, files)
+    if not chars:
+        raise DataError(
+            f"no Omniglot images (<Alphabet>/characterNN/*.png) found in {', '.join(map(str, sources))}"
+        )
+    names = sorted(chars)
+    total = sum(len(v) for v in chars.values())
+    images = np.empty((total, size, size, 1), dtype=np.uint8)
+    counts = np.empty(len(names), dtype=np.int32)
+    from tqdm.auto import tqdm
+
+    i = 0
+    with tqdm(total=total, desc="omniglot: decoding images", unit="img", leave=False) as bar:
+        for c, name in enumerate(names):
+            files = sorted(chars[name], key=lambda t: t[0])
+            counts[c] = len(files)
+            for _, read, where in files:
+                try:
+                    data = read()
+                except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+                    raise DataError(f"{where}: cannot read ({e}); the archive is corrupt, download it again") from e
+                images[i, :, :, 0] = decode_image(data, size, where)
+                i += 1
+                bar.update()
+    return {"images": images, "counts": counts, "names": np.array(names)}
 
 
 def _verify_sources(sources: Sequence[Path]) -> None:

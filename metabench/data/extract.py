@@ -50,6 +50,19 @@ def _check_link(archive: Path, name: str, link_target: str, *, hard: bool) -> No
             depth += 1
 
 
+def _make_links(archive: Path, tmp: Path, links: list[tuple[str, Path, str]]) -> None:
+    """Create symlinks after every regular member (nothing is ever written through one), then check
+    that each resolves inside ``tmp`` (catches chains such as ``d -> .`` plus ``e -> d/d/..``)."""
+    for _, out, target in links:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(target, out)
+    root = tmp.resolve()
+    for name, out, target in links:
+        resolved = Path(os.path.realpath(out))
+        if resolved != root and root not in resolved.parents:
+            raise UnsafeArchiveError(f"{archive}: member {name!r} links outside the target ({target!r}); refusing to extract")
+
+
 def _is_tar(path: Path) -> bool:
     try:
         return tarfile.is_tarfile(path)
@@ -98,6 +111,7 @@ def _extract_zip(archive: Path, tmp: Path) -> None:
                     _check_link(archive, info.filename, zf.read(info).decode("utf-8", "replace"), hard=False)
                 elif stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):  # 0: no Unix type recorded
                     raise UnsafeArchiveError(f"{archive}: member {info.filename!r} is a special file; refusing to extract")
+            links: list[tuple[str, Path, str]] = []
             for info in infos:
                 rel = _check_name(archive, info.filename)
                 out = tmp.joinpath(*rel.parts)
@@ -107,10 +121,11 @@ def _extract_zip(archive: Path, tmp: Path) -> None:
                     continue
                 out.parent.mkdir(parents=True, exist_ok=True)
                 if stat.S_ISLNK(mode):
-                    os.symlink(zf.read(info).decode("utf-8"), out)
+                    links.append((info.filename, out, zf.read(info).decode("utf-8")))
                     continue
                 with zf.open(info) as src, open(out, "wb") as dst:
                     shutil.copyfileobj(src, dst, 1 << 20)
+            _make_links(archive, tmp, links)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as e:
         raise DataError(f"{archive}: corrupt or truncated zip ({e}); delete it and download it again") from e
     except OSError as e:
@@ -134,14 +149,14 @@ def _extract_tar(archive: Path, tmp: Path) -> None:
                     raise UnsafeArchiveError(
                         f"{archive}: member {m.name!r} is a device file or FIFO; refusing to extract"
                     )
+            links: list[tuple[str, Path, str]] = []
             for m in members:
                 rel = _check_name(archive, m.name)
                 out = tmp.joinpath(*rel.parts)
                 if m.isdir():
                     out.mkdir(parents=True, exist_ok=True)
                 elif m.issym():
-                    out.parent.mkdir(parents=True, exist_ok=True)
-                    os.symlink(m.linkname, out)
+                    links.append((m.name, out, m.linkname))
                 elif m.islnk():
                     out.parent.mkdir(parents=True, exist_ok=True)
                     os.link(tmp.joinpath(*_check_name(archive, m.linkname).parts), out)
@@ -153,6 +168,7 @@ def _extract_tar(archive: Path, tmp: Path) -> None:
                     with src, open(out, "wb") as dst:
                         shutil.copyfileobj(src, dst, 1 << 20)
                     os.chmod(out, 0o644 | (m.mode & 0o111))
+            _make_links(archive, tmp, links)
     except (tarfile.TarError, EOFError, zlib.error) as e:
         raise DataError(f"{archive}: corrupt or truncated tar archive ({e}); delete it and download it again") from e
     except OSError as e:

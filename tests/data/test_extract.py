@@ -71,6 +71,7 @@ def test_tar_extracts_into_target(tmp_path: Path) -> None:
         ([("ok.txt", b"x"), ("/tmp/evil", b"x")], None, "/tmp/evil"),
         ([("ok.txt", b"x")], {"link": "../../evil"}, "link"),
         ([("ok.txt", b"x")], {"link": "/etc/passwd"}, "link"),
+        ([("ok.txt", b"x")], {"d": ".", "e": "d/d/d/.."}, "e"),  # a chain that a textual check misses
     ],
 )
 def test_zip_unsafe_members_are_refused(tmp_path: Path, members, links, what: str) -> None:
