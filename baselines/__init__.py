@@ -26,3 +26,29 @@ register_learner(
     "metabench.baselines.finetune:PretrainFinetune",
     "pretrain on all tasks jointly, fine-tune with SGD (Finn et al. 2017 Fig. 2); from scratch for classification",
 )
+
+# -- evolution strategies as the meta-optimiser (baselines/es/, seed 000) ----------------------
+register_learner(
+    "es-protonet",
+    "metabench.baselines.es.es_protonet:ESProtoNet",
+    "ProtoNet trained by distributed ES, WSR estimator (seed 000 eq. 7-9; alpha=1, sigma=0.01)",
+    defaults={"estimator": "wsr"},
+)
+register_learner(
+    "fd-protonet",
+    "metabench.baselines.es.es_protonet:ESProtoNet",
+    "ProtoNet trained by finite differences, population = params + 1 (seed 000 II-G; cosine, lr 5e-3, Table IV)",
+    defaults={"estimator": "fd", "population": 0, "distance": "cosine", "alpha": 5e-3},
+)
+register_learner(
+    "es-maml",
+    "metabench.baselines.es.es_maml:ESMAML",
+    "MAML's initialisation trained by WSR evolution strategies (ES-MAML, Song et al. 2019; seed 000)",
+    defaults={"estimator": "wsr", "candidate_batch": 1},
+)
+register_learner(
+    "evosax-protonet",
+    "metabench.baselines.es.es_protonet:ESProtoNet",
+    "ProtoNet trained by any evosax distribution strategy (strategy=Open_ES, SNES, PGPE, ...)",
+    defaults={"estimator": "evosax", "strategy": "Open_ES", "alpha": 1e-3},
+)
