@@ -1,0 +1,56 @@
+"""Evaluation on a split's frozen tasks: ``learner.eval_curve`` vmapped over tasks.
+
+Every learner sees the same tasks (``env.eval_tasks(split)``) and the same per-task keys
+(``eval_key(env, split)``, derived from the env's ``eval_seed`` only), so results are
+comparable across learners and seeds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import numpy as np
+
+from metabench.env import split_salt
+from metabench.errors import ConfigError
+
+#: Salt separating the adaptation keys from the task-sampling keys of the eval sets.
+_ADAPT_SALT = 0x61646170  # "adap"
+
+
+def eval_key(env: Any, split: str) -> jax.Array:
+    """The fixed key whose splits are the per-task adaptation keys of ``split``."""
+    base = jax.random.fold_in(jax.random.key(int(env.spec.eval_seed)), _ADAPT_SALT)
+    return jax.random.fold_in(base, split_salt(split))
+
+
+class Evaluator:
+    """Runs ``learner.eval_curve`` over frozen eval tasks in jitted, vmapped batches."""
+
+    def __init__(self, learner: Any, env: Any, batch_size: int = 50):
+        self.learner = learner
+        self.env = env
+        self.batch_size = batch_size
+        self._fn: Callable[..., jax.Array] = jax.jit(jax.vmap(learner.eval_curve, in_axes=(None, 0, 0)))
+
+    def curves(self, state: Any, split: str = "test", n_tasks: int | None = None) -> np.ndarray:
+        """Per-task curves ``float32[n_tasks, S]`` on the first ``n_tasks`` frozen tasks of ``split``."""
+        total = self.env.num_eval_tasks
+        n = total if n_tasks is None else n_tasks
+        if not 0 < n <= total:
+            raise ConfigError(f"{self.env.spec.id}: cannot evaluate on {n} tasks; the {split} set has {total}")
+        keys = jax.random.split(eval_key(self.env, split), total)
+        out = []
+        for start in range(0, n, self.batch_size):
+            stop = min(start + self.batch_size, n)
+            tasks = self.env.eval_tasks(split, start, stop)
+            out.append(np.asarray(jax.device_get(self._fn(state, tasks, keys[start:stop]))))
+        curves = np.concatenate(out, axis=0)
+        if curves.ndim != 2:
+            raise ConfigError(
+                f"{type(self.learner).__name__}.eval_curve must return float32[S] per task; "
+                f"got per-task shape {curves.shape[1:]}"
+            )
+        return curves

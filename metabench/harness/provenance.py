@@ -1,0 +1,99 @@
+"""Provenance of a result: package versions, code version, device, host, memory."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.metadata
+import os
+import platform
+import resource
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jax
+
+_PACKAGES = ("jax", "jaxlib", "flax", "optax", "numpy", "metabench")
+
+
+def package_versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def code_version() -> dict[str, Any]:
+    """Git revision and dirty flag of the metabench checkout when it is one, else the package version."""
+    import metabench
+
+    repo = Path(metabench.__file__).resolve().parent.parent
+    out: dict[str, Any] = {"package_version": metabench.__version__, "git_revision": None, "git_dirty": None}
+    try:
+        rev = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return out
+    out["git_revision"] = rev or None
+    out["git_dirty"] = bool(status.strip()) if rev else None
+    return out
+
+
+def device_info(mesh: Any = None) -> dict[str, Any]:
+    devices = jax.devices()
+    return {
+        "backend": jax.default_backend(),
+        "device_kind": devices[0].device_kind if devices else None,
+        "device_count": len(devices),
+        "mesh": None if mesh is None else {str(k): int(v) for k, v in dict(mesh.shape).items()},
+    }
+
+
+def host_info() -> dict[str, Any]:
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+        "cpu": cpu or None,
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident set size of this process (``ru_maxrss``: KiB on Linux, bytes on macOS)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(rss if sys.platform == "darwin" else rss * 1024)
+
+
+def device_memory() -> dict[str, int] | None:
+    """Peak and current bytes in use on the first device, when the backend reports them (GPU/TPU)."""
+    try:
+        stats = jax.devices()[0].memory_stats()
+    except Exception:  # noqa: BLE001 - backends without stats raise various errors
+        return None
+    if not stats:
+        return None
+    keep = ("peak_bytes_in_use", "bytes_in_use", "bytes_limit")
+    return {k: int(stats[k]) for k in keep if k in stats} or None
+
+
+def timestamp() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")

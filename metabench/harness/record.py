@@ -1,0 +1,83 @@
+"""Assembly of the result record (the leaderboard JSON, ``leaderboard/schema.json``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from metabench.harness import provenance
+from metabench.harness.metrics import metric_for, summarize, summarize_curve
+
+SCHEMA_VERSION = "1.0"
+
+
+def jsonable(obj: Any) -> Any:
+    """``obj`` as plain JSON types (tuples -> lists, callables and paths -> str)."""
+    return json.loads(json.dumps(obj, default=str))
+
+
+def build_record(
+    *,
+    name: str,
+    env: Any,
+    learner_id: str,
+    learner: Any,
+    overrides: dict[str, Any],
+    config_hash: str,
+    seed: int,
+    run: dict[str, Any],
+    test_curves: np.ndarray,
+    validation: dict[str, Any],
+    train: dict[str, Any],
+    eval_wall_s: float,
+    mesh: Any = None,
+) -> dict[str, Any]:
+    """The result record of one run; ``test_curves: float[n_tasks, S]`` are the per-task curves."""
+    kind = env.spec.kind
+    metric, higher = metric_for(kind)
+    n, steps = test_curves.shape
+    headline = summarize(test_curves[:, -1])
+    curves = []
+    if steps > 1:
+        curves.append({"name": f"test {metric} vs adaptation step", "metric": metric, "split": "test",
+                       **summarize_curve(test_curves)})
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "name": name,
+        "env": {
+            "id": env.spec.id,
+            "kind": kind,
+            "spec": jsonable(env.spec.to_dict()),
+            "eval_hash": env.eval_hash("test"),
+            "eval_tasks": int(env.num_eval_tasks),
+        },
+        "learner": {
+            "id": learner_id,
+            "class": f"{type(learner).__module__}:{type(learner).__qualname__}",
+            "config": jsonable(learner.config.to_dict()),
+            "overrides": jsonable(dict(overrides)),
+        },
+        "config_hash": config_hash,
+        "seed": seed,
+        "run": run,
+        "metrics": [{
+            "name": metric,
+            "split": "test",
+            "higher_is_better": higher,
+            "adaptation_step": steps - 1,
+            **headline,
+        }],
+        "curves": curves,
+        "validation": validation,
+        "train": train,
+        "eval": {"wall_time_s": eval_wall_s, "tasks_per_s": n / eval_wall_s if eval_wall_s > 0 else None},
+        "memory": {"peak_rss_bytes": provenance.peak_rss_bytes(), "device": provenance.device_memory()},
+        "device": provenance.device_info(mesh),
+        "versions": provenance.package_versions(),
+        "code": provenance.code_version(),
+        "data_hash": env.spec.data_hash,
+        "timestamp": provenance.timestamp(),
+        "host": provenance.host_info(),
+    }

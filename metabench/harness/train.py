@@ -1,0 +1,306 @@
+"""``run``: meta-train a learner on an env, validate, checkpoint, evaluate, record.
+
+Reproducibility: the run key is ``jax.random.key(seed)``; initialisation uses
+``fold_in(key, 0)`` and training step ``t`` uses ``fold_in(fold_in(key, 1), t)`` (split
+into a task-sampling key and a learner key), so the task stream is a function of the
+seed and the step index only, and a resumed run draws exactly the tasks an
+uninterrupted run draws. Validation and test evaluation use fixed keys (``evaluate``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import shlex
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from metabench.errors import ConfigError, MetabenchError
+from metabench.harness.checkpoint import load_checkpoint, save_checkpoint
+from metabench.harness.config import RunConfig, config_hash, run_name
+from metabench.harness.evaluate import Evaluator
+from metabench.harness.metrics import is_better, metric_for
+from metabench.harness.record import build_record
+from metabench.progress import Progress
+
+Callback = Callable[[int, Any, Mapping[str, Any]], None]
+
+
+class NonFiniteLossError(MetabenchError):
+    """A NaN or infinite training loss; the message names the step and the last good checkpoint."""
+
+
+class RunInterrupted(MetabenchError):
+    """Ctrl-C during a run; a checkpoint was written and the message says how to resume."""
+
+    def __init__(self, message: str, checkpoint: Path | None):
+        super().__init__(message)
+        self.checkpoint = checkpoint
+
+
+@dataclasses.dataclass
+class Result:
+    """What ``run`` returns.
+
+    record: the result record (the leaderboard JSON).
+    path: where the record was written (None with ``write_result=False``).
+    state: the evaluated (best-validation) state; final_state: the state after the last step.
+    checkpoint: the run's checkpoint file.
+    """
+
+    record: dict[str, Any]
+    path: Path | None
+    state: Any
+    final_state: Any
+    checkpoint: Path
+
+    @property
+    def metric(self) -> dict[str, Any]:
+        return self.record["metrics"][0]
+
+
+def run(
+    env: str | Any,
+    learner: str,
+    *,
+    steps: int = 1000,
+    seed: int = 0,
+    out_dir: str | Path = "leaderboard",
+    val_every: int = 100,
+    val_tasks: int = 100,
+    checkpoint_every: int = 0,
+    resume: bool = False,
+    overrides: Mapping[str, Any] | None = None,
+    env_overrides: Mapping[str, Any] | None = None,
+    progress: bool = True,
+    eval_batch: int = 50,
+    log_every: int = 10,
+    write_result: bool = True,
+    mesh: jax.sharding.Mesh | None = None,
+    callback: Callback | None = None,
+) -> Result:
+    """Meta-train ``learner`` on ``env`` (an id or a built env), then evaluate on the frozen test set.
+
+    See ``RunConfig`` for the arguments. ``callback(step, state, metrics)`` runs after every
+    training step (``step`` counts completed steps); raising ``KeyboardInterrupt`` from it
+    behaves like Ctrl-C. ``mesh`` is passed to the learner.
+    """
+    env_id = env if isinstance(env, str) else env.spec.id
+    cfg = RunConfig(
+        env=env_id, learner=learner, steps=steps, seed=seed, out_dir=str(out_dir), val_every=val_every,
+        val_tasks=val_tasks, checkpoint_every=checkpoint_every, eval_batch=eval_batch, log_every=log_every,
+        resume=resume, overrides=overrides or {}, env_overrides=env_overrides or {}, progress=progress,
+        write_result=write_result,
+    )
+    return run_config(cfg, env=None if isinstance(env, str) else env, mesh=mesh, callback=callback)
+
+
+def prepare(cfg: RunConfig, env: Any = None, mesh: Any = None) -> tuple[Any, str, Any]:
+    """Check the learner/env pair and the overrides, then build ``(env, learner_id, learner)``.
+
+    Everything that can be checked without data (kind support, config keys) is checked
+    before the env is built, so a bad command fails in milliseconds.
+    """
+    import metabench
+    from metabench.learner import learner_class, learner_registry, make_config, make_learner
+
+    learner_id = learner_registry.resolve(cfg.learner)
+    cls = learner_class(learner_id)
+    kind = env.spec.kind if env is not None else metabench.spec(cfg.env).kind
+    if kind not in getattr(cls, "kinds", ()):
+        raise ConfigError(
+            f"learner {learner_id!r} does not support {kind} envs like {cfg.env!r}; it supports: "
+            f"{', '.join(sorted(cls.kinds)) or 'nothing'}"
+        )
+    make_config(cls, {**metabench.learner.learner_spec(learner_id).defaults, **cfg.overrides},
+                where=f"learner {learner_id!r}")
+    if env is None:
+        env = metabench.make(cfg.env, **cfg.env_overrides)
+    elif cfg.env_overrides:
+        raise ConfigError("env_overrides apply to env ids only; pass them to metabench.make for a built env")
+    return env, learner_id, make_learner(learner_id, env, mesh=mesh, **cfg.overrides)
+
+
+def resume_command(cfg: RunConfig) -> str:
+    """The ``metabench run`` command line that resumes ``cfg``."""
+    parts = ["metabench", "run", "--env", cfg.env, "--learner", cfg.learner, "--steps", str(cfg.steps),
+             "--seed", str(cfg.seed), "--out", cfg.out_dir, "--val-every", str(cfg.val_every),
+             "--val-tasks", str(cfg.val_tasks), "--checkpoint-every", str(cfg.checkpoint_every)]
+    for flag, items in (("--set", cfg.overrides), ("--env-set", cfg.env_overrides)):
+        for k, v in items.items():
+            parts += [flag, f"{k}={v}"]
+    return shlex.join([*parts, "--resume"])
+
+
+def _copy(tree: Any) -> Any:
+    """A device copy, safe against learners that donate their input buffers."""
+    return jax.tree_util.tree_map(lambda x: x.copy() if isinstance(x, jax.Array) else x, tree)
+
+
+def run_config(cfg: RunConfig, *, env: Any = None, mesh: Any = None, callback: Callback | None = None) -> Result:
+    """``run`` from a ``RunConfig`` (and optionally an already built env)."""
+    env, learner_id, learner = prepare(cfg, env, mesh)
+    kind = env.spec.kind
+    metric, higher = metric_for(kind)
+    val_n = min(cfg.val_tasks, env.num_eval_tasks) if cfg.val_every else 0
+    chash = config_hash(env.spec.to_dict(), learner_id, learner.config.to_dict(),
+                        steps=cfg.steps, val_every=cfg.val_every, val_tasks=val_n)
+    name = run_name(env.spec.id, learner_id, chash, cfg.seed)
+    run_dir = Path(cfg.out_dir) / "runs" / name
+    ckpt = run_dir / "checkpoint.npz"
+
+    root = jax.random.key(cfg.seed)
+    init_key, train_key = jax.random.fold_in(root, 0), jax.random.fold_in(root, 1)
+    meta_batch = int(learner.config.meta_batch)
+    state = learner.init(init_key)
+    best_state: Any = None
+    book: dict[str, Any] = {"best_value": None, "best_step": None, "last_val_step": 0, "history": [],
+                            "loss_sum": 0.0, "loss_count": 0, "train_time_s": 0.0, "val_time_s": 0.0,
+                            "last_loss": None}
+    step = 0
+    resumed_from = None
+    notes = []
+    if cfg.resume and ckpt.exists():
+        trees, meta = load_checkpoint(ckpt, {"state": state, "best": state})
+        if meta.get("config_hash") != chash:
+            raise ConfigError(
+                f"checkpoint {ckpt} was written by a run with a different configuration "
+                f"(config hash {str(meta.get('config_hash'))[:8]} != {chash[:8]}); "
+                "run without --resume to start over"
+            )
+        state, step, book = trees["state"], int(meta["step"]), dict(meta["book"])
+        best_state = trees["best"] if book["best_step"] is not None else None
+        resumed_from = step
+        notes.append(f"resuming {name} from step {step} ({ckpt})")
+    elif cfg.resume:
+        notes.append(f"no checkpoint at {ckpt}; starting {name} from step 0")
+    bar = Progress(cfg.steps, initial=step, desc=f"{env.spec.id} {learner_id}", enabled=cfg.progress)
+    shown = [step]
+    for note in notes:
+        bar.write(note)
+
+    def fused(state: Any, t: jax.Array) -> Any:
+        k_task, k_learn = jax.random.split(jax.random.fold_in(train_key, t))
+        return learner.meta_train_step(state, env.sample_tasks(k_task, meta_batch, "train"), k_learn)
+
+    train_step = jax.jit(fused)
+    evaluator = Evaluator(learner, env, cfg.eval_batch)
+    last_ckpt: dict[str, Any] = {"step": step if resumed_from is not None else None}
+    pending: list[tuple[int, jax.Array]] = []
+
+    def checkpoint(cur_state: Any, cur_step: int) -> None:
+        best = best_state if best_state is not None else cur_state
+        save_checkpoint(ckpt, {"state": cur_state, "best": best},
+                        {"step": cur_step, "config_hash": chash, "seed": cfg.seed, "env": env.spec.id,
+                         "learner": learner_id, "rng": {"seed": cfg.seed, "next_step": cur_step},
+                         "book": {**book, "train_time_s": book["train_time_s"] + time.perf_counter() - t0}})
+        last_ckpt["step"] = cur_step
+
+    def flush() -> None:
+        """Pull pending losses to the host; stop on the first non-finite one."""
+        if not pending:
+            return
+        values = np.asarray(jax.device_get([v for _, v in pending]), dtype=np.float64)
+        for (t, _), v in zip(pending, values):
+            if not math.isfinite(v):
+                where = (f"the last good checkpoint is {ckpt} (step {last_ckpt['step']}); resume from it with "
+                         f"different settings by copying it, or lower the learning rate"
+                         if last_ckpt["step"] is not None else "no checkpoint was written yet")
+                pending.clear()
+                raise NonFiniteLossError(f"{name}: loss is {v} at step {t}; stopping. {where}")
+            book["loss_sum"] += float(v)
+            book["loss_count"] += 1
+            book["last_loss"] = float(v)
+        pending.clear()
+
+    def show(cur_step: int, **postfix: Any) -> None:
+        bar.update(cur_step - shown[0], **postfix)
+        shown[0] = cur_step
+
+    def validate(cur_state: Any, cur_step: int) -> None:
+        nonlocal best_state
+        t_val = time.perf_counter()
+        curves = evaluator.curves(cur_state, "val", val_n)
+        value = float(curves[:, -1].mean())
+        ci = float(1.96 * curves[:, -1].std() / math.sqrt(val_n))
+        loss = book["loss_sum"] / book["loss_count"] if book["loss_count"] else None
+        book["history"].append({"step": cur_step, "value": value, "ci95": ci, "train_loss": loss})
+        book["loss_sum"], book["loss_count"] = 0.0, 0
+        if is_better(value, book["best_value"], higher):
+            book["best_value"], book["best_step"] = value, cur_step
+            best_state = _copy(cur_state)
+        book["last_val_step"] = cur_step
+        book["val_time_s"] += time.perf_counter() - t_val
+
+    cur = (state, step)
+    t0 = time.perf_counter()
+    try:
+        while True:
+            state, step = cur
+            if cfg.val_every and step > 0 and (step % cfg.val_every == 0 or step == cfg.steps) \
+                    and book["last_val_step"] != step:
+                flush()
+                validate(state, step)
+                show(step, loss=book["last_loss"], **{f"val_{metric}": book["history"][-1]["value"]})
+            if step == cfg.steps or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step > 0):
+                if last_ckpt["step"] != step:
+                    flush()
+                    checkpoint(state, step)
+            if step == cfg.steps:
+                break
+            new_state, metrics = train_step(state, np.int32(step))
+            cur = (new_state, step + 1)
+            pending.append((step, metrics["loss"]))
+            if callback is not None:
+                callback(step + 1, new_state, metrics)
+            if len(pending) >= cfg.log_every:
+                flush()
+                show(step + 1, loss=book["last_loss"])
+    except KeyboardInterrupt:
+        state, step = cur
+        bar.close()
+        flush()
+        checkpoint(state, step)
+        raise RunInterrupted(
+            f"interrupted at step {step}/{cfg.steps}; checkpoint written to {ckpt}. "
+            f"Resume with: {resume_command(cfg)}",
+            ckpt,
+        ) from None
+    finally:
+        bar.close()
+    train_time = book["train_time_s"] + time.perf_counter() - t0
+    step_time = train_time - book["val_time_s"]
+    final_state = state
+    evaluated = best_state if best_state is not None else final_state
+
+    t1 = time.perf_counter()
+    test_curves = evaluator.curves(evaluated, "test")
+    eval_time = time.perf_counter() - t1
+
+    record = build_record(
+        name=name, env=env, learner_id=learner_id, learner=learner, overrides=dict(cfg.overrides),
+        config_hash=chash, seed=cfg.seed, mesh=mesh,
+        run={"steps": cfg.steps, "meta_batch": meta_batch, "val_every": cfg.val_every, "val_tasks": val_n,
+             "checkpoint_every": cfg.checkpoint_every, "eval_batch": cfg.eval_batch,
+             "resumed_from": resumed_from},
+        test_curves=test_curves,
+        validation={"metric": metric, "split": "val", "higher_is_better": higher, "n_tasks": val_n,
+                    "best_step": book["best_step"], "best_value": book["best_value"],
+                    "history": book["history"]},
+        train={"steps": cfg.steps, "tasks": cfg.steps * meta_batch, "wall_time_s": train_time,
+               "validation_time_s": book["val_time_s"],
+               "tasks_per_s": cfg.steps * meta_batch / step_time if step_time > 0 else None,
+               "final_loss": book["last_loss"]},
+        eval_wall_s=eval_time,
+    )
+    path = None
+    if cfg.write_result:
+        from metabench.leaderboard.store import write_result
+
+        path = write_result(record, Path(cfg.out_dir) / "results")
+    return Result(record=record, path=path, state=evaluated, final_state=final_state, checkpoint=ckpt)

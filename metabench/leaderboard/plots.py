@@ -1,0 +1,83 @@
+"""PNG plots of the leaderboard (matplotlib, Agg backend, imported lazily).
+
+Per env: the headline metric with CI error bars per run; validation metric vs training
+step; the metric vs adaptation step when learners report per-step curves.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from metabench.leaderboard.table import Row, group_by_env, headline
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
+
+
+def _label(record: dict[str, Any]) -> str:
+    return f"{record['learner']['id']} s{record['seed']} ({record['config_hash'][:6]})"
+
+
+def write_plots(results: Sequence[Row], plot_dir: str | Path) -> dict[str, list[str]]:
+    """Write the plots; returns ``env id -> [png paths relative to plot_dir's parent]``."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    plot_dir = Path(plot_dir)
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    out: dict[str, list[str]] = {}
+    for env_id, rows in group_by_env(results).items():
+        records = [r for _, r in rows]
+        metric = headline(records[0])["name"]
+        files = []
+
+        fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(records) + 2), 3.2))
+        ax.errorbar(range(len(records)), [headline(r)["mean"] for r in records],
+                    yerr=[headline(r)["ci95"] for r in records], fmt="o", capsize=4)
+        ax.set_xticks(range(len(records)), [_label(r) for r in records], rotation=30, ha="right", fontsize=7)
+        ax.set_ylabel(f"test {metric} (95% CI)")
+        ax.set_title(env_id)
+        files.append(_save(fig, plot_dir / f"{_slug(env_id)}__{metric}.png"))
+
+        with_val = [r for r in records if r["validation"]["history"]]
+        if with_val:
+            fig, ax = plt.subplots(figsize=(5, 3.2))
+            for r in with_val:
+                h = r["validation"]["history"]
+                ax.plot([p["step"] for p in h], [p["value"] for p in h], marker=".", label=_label(r))
+            ax.set_xlabel("meta-training step")
+            ax.set_ylabel(f"val {r['validation']['metric']}")
+            ax.set_title(f"{env_id}: validation")
+            ax.legend(fontsize=7)
+            files.append(_save(fig, plot_dir / f"{_slug(env_id)}__validation.png"))
+
+        with_curves = [r for r in records if r["curves"]]
+        if with_curves:
+            fig, ax = plt.subplots(figsize=(5, 3.2))
+            for r in with_curves:
+                c = r["curves"][0]
+                ax.errorbar(c["x"], c["mean"], yerr=c["ci95"], marker=".", capsize=3, label=_label(r))
+            ax.set_xlabel("adaptation step")
+            ax.set_ylabel(f"test {metric}")
+            ax.set_title(f"{env_id}: adaptation")
+            ax.legend(fontsize=7)
+            files.append(_save(fig, plot_dir / f"{_slug(env_id)}__adaptation.png"))
+        out[env_id] = [f"{plot_dir.name}/{f.name}" for f in files]
+        plt.close("all")
+    return out
+
+
+def _save(fig: Any, path: Path) -> Path:
+    from metabench.harness.atomic import atomic_write_bytes
+    import io
+
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    return atomic_write_bytes(path, buf.getvalue())

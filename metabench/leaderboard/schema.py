@@ -1,0 +1,111 @@
+"""The JSON Schema (draft 2020-12) of one result record, and validation against it.
+
+The schema lives here as data so that an installed metabench can validate without the
+repository; ``leaderboard/schema.json`` is this dict written out (a test keeps them equal;
+``python -m metabench.leaderboard.schema > leaderboard/schema.json`` regenerates it).
+Bump ``SCHEMA_VERSION`` (and accept the old versions explicitly) on any change.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from metabench.harness.record import SCHEMA_VERSION
+
+_num = {"type": "number"}
+_int0 = {"type": "integer", "minimum": 0}
+_str = {"type": "string"}
+_opt_num = {"type": ["number", "null"]}
+_opt_str = {"type": ["string", "null"]}
+
+
+def _obj(required: dict[str, Any], optional: dict[str, Any] | None = None, *, extra: bool = True) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": sorted(required),
+        "properties": {**required, **(optional or {})},
+        "additionalProperties": extra,
+    }
+
+
+_summary = {"mean": _num, "ci95": {"type": "number", "minimum": 0}, "n_tasks": {"type": "integer", "minimum": 1}}
+_curve = _obj({
+    "name": _str,
+    "metric": _str,
+    "x": {"type": "array", "items": {"type": "integer"}},
+    "mean": {"type": "array", "items": _num},
+    "ci95": {"type": "array", "items": _num},
+    "n_tasks": {"type": "integer", "minimum": 1},
+}, {"split": _str})
+
+SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": f"https://metabench.dev/schema/result-{SCHEMA_VERSION}.json",
+    "title": "metabench result",
+    "description": "One run of one learner on one env, evaluated on the env's frozen test tasks.",
+    **_obj({
+        "schema_version": {"const": SCHEMA_VERSION},
+        "name": {"type": "string", "pattern": r"^[A-Za-z0-9_.\-]+__[A-Za-z0-9_.\-]+__[0-9a-f]{8}__s[0-9]+$"},
+        "env": _obj({
+            "id": _str,
+            "kind": {"enum": ["classification", "regression", "rl"]},
+            "spec": _obj({"id": _str, "entry_point": _str, "kind": _str, "kwargs": {"type": "object"}}),
+            "eval_hash": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            "eval_tasks": {"type": "integer", "minimum": 1},
+        }),
+        "learner": _obj({"id": _str, "config": _obj({"meta_batch": {"type": "integer", "minimum": 1}}),
+                         "overrides": {"type": "object"}}, {"class": _str}),
+        "config_hash": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        "seed": _int0,
+        "run": _obj({"steps": {"type": "integer", "minimum": 1}, "meta_batch": {"type": "integer", "minimum": 1},
+                     "val_every": _int0, "val_tasks": _int0},
+                    {"checkpoint_every": _int0, "eval_batch": _int0, "resumed_from": {"type": ["integer", "null"]}}),
+        "metrics": {"type": "array", "minItems": 1, "items": _obj(
+            {"name": _str, **_summary, "higher_is_better": {"type": "boolean"}},
+            {"split": _str, "std": {"type": "number", "minimum": 0}, "adaptation_step": _int0},
+        )},
+        "curves": {"type": "array", "items": _curve},
+        "validation": _obj({
+            "metric": _str,
+            "history": {"type": "array", "items": _obj(
+                {"step": {"type": "integer", "minimum": 1}, "value": _num},
+                {"ci95": _opt_num, "train_loss": _opt_num},
+            )},
+        }, {"best_step": {"type": ["integer", "null"]}, "best_value": _opt_num, "n_tasks": _int0,
+            "higher_is_better": {"type": "boolean"}, "split": _str}),
+        "train": _obj({"steps": {"type": "integer", "minimum": 1}, "wall_time_s": {"type": "number", "minimum": 0},
+                       "tasks_per_s": _opt_num},
+                      {"tasks": _int0, "validation_time_s": _opt_num, "final_loss": _opt_num}),
+        "eval": _obj({"wall_time_s": {"type": "number", "minimum": 0}, "tasks_per_s": _opt_num}),
+        "memory": _obj({"peak_rss_bytes": _int0,
+                        "device": {"type": ["object", "null"], "additionalProperties": {"type": "integer"}}}),
+        "device": _obj({"backend": _str, "device_kind": _opt_str, "device_count": _int0,
+                        "mesh": {"type": ["object", "null"], "additionalProperties": {"type": "integer"}}}),
+        "versions": _obj({k: _opt_str for k in ("python", "jax", "jaxlib", "flax", "optax", "numpy")},
+                         {"metabench": _opt_str}),
+        "code": _obj({"package_version": _str, "git_revision": _opt_str,
+                      "git_dirty": {"type": ["boolean", "null"]}}),
+        "data_hash": _opt_str,
+        "timestamp": {"type": "string", "format": "date-time"},
+        "host": _obj({"hostname": _str, "cpu": _opt_str, "cpu_count": {"type": ["integer", "null"]}},
+                     {"platform": _str}),
+    }),
+}
+
+
+def schema_errors(record: Any) -> list[str]:
+    """Every way ``record`` breaks the schema, as ``"path: message"`` lines (empty when valid)."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(SCHEMA)
+    errors = sorted(validator.iter_errors(record), key=lambda e: list(map(str, e.absolute_path)))
+    return [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors]
+
+
+def schema_json() -> str:
+    return json.dumps(SCHEMA, indent=2, sort_keys=False) + "\n"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(schema_json(), end="")

@@ -1,0 +1,63 @@
+"""Metric summaries, directions, evaluation keys and frozen-task prefixes."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax
+import numpy as np
+import pytest
+
+import metabench
+from metabench.errors import ConfigError
+from metabench.harness import Evaluator, config_hash, eval_key, metric_for, summarize, summarize_curve
+from metabench.harness.metrics import is_better
+
+
+def test_summarize_uses_1_96_sigma_over_sqrt_n() -> None:
+    s = summarize([0.0, 1.0, 1.0, 0.0])
+    assert s == {"mean": 0.5, "std": 0.5, "ci95": 1.96 * 0.5 / 2, "n_tasks": 4}
+    c = summarize_curve(np.array([[0.0, 1.0], [2.0, 1.0]]))
+    assert c == {"x": [0, 1], "mean": [1.0, 1.0], "ci95": [1.96 * 1.0 / math.sqrt(2), 0.0], "n_tasks": 2}
+    with pytest.raises(ConfigError):
+        summarize([])
+
+
+def test_directions() -> None:
+    assert metric_for("classification") == ("accuracy", True)
+    assert metric_for("regression") == ("mse", False)
+    assert is_better(0.1, 0.2, False) and not is_better(0.2, 0.2, True) and is_better(0.3, None, True)
+    assert not is_better(float("nan"), None, True)
+    with pytest.raises(ConfigError):
+        metric_for("ranking")
+
+
+def test_eval_keys_depend_on_env_and_split_only(sine_env: Any) -> None:
+    other = metabench.make("sinusoid-10s")
+    data = lambda k: np.asarray(jax.random.key_data(k))  # noqa: E731
+    np.testing.assert_array_equal(data(eval_key(sine_env, "test")), data(eval_key(sine_env, "test")))
+    assert not np.array_equal(data(eval_key(sine_env, "test")), data(eval_key(sine_env, "val")))
+    assert not np.array_equal(data(eval_key(sine_env, "test")), data(eval_key(other, "test")))
+
+
+def test_evaluating_a_prefix_gives_the_prefix(tiny: Any, sine_env: Any) -> None:
+    learner = metabench.make_learner("tiny-ridge", sine_env)
+    state = learner.init(jax.random.key(0))
+    full = Evaluator(learner, sine_env, batch_size=16).curves(state, "test")
+    part = Evaluator(learner, sine_env, batch_size=7).curves(state, "test", 10)
+    assert full.shape == (40, 2)
+    np.testing.assert_allclose(part, full[:10], rtol=1e-6)
+    with pytest.raises(ConfigError, match="cannot evaluate on 41 tasks"):
+        Evaluator(learner, sine_env).curves(state, "test", 41)
+
+
+def test_config_hash_ignores_data_paths_but_not_settings() -> None:
+    spec = metabench.spec("omniglot-lite-5w1s").to_dict()
+    moved = {**spec, "kwargs": {**spec["kwargs"], "root": "/elsewhere"}, "overrides": ["root"]}
+    base = dict(steps=10, val_every=5, val_tasks=10)
+    h = config_hash(spec, "protonet", {"lr": 1e-3}, **base)
+    assert config_hash(moved, "protonet", {"lr": 1e-3}, **base) == h
+    assert config_hash(spec, "protonet", {"lr": 2e-3}, **base) != h
+    assert config_hash(spec, "protonet", {"lr": 1e-3}, **{**base, "steps": 11}) != h
+    assert config_hash(spec, "maml", {"lr": 1e-3}, **base) != h
