@@ -39,7 +39,13 @@ Functional form
     envs have ``functional = False``: ``metabench.rollout.rollout``/``rollout_tasks`` call
     ``vector_rollout``, which steps one gymnasium vector env of ``tasks x episodes`` task
     envs (``SyncVectorEnv`` by default, ``vectorization="async"`` for ``AsyncVectorEnv``;
-    ``benchmarks/bench_rl_envs.py`` measures both against single-env stepping).
+    ``benchmarks/bench_rl_envs.py`` measures both against single-env stepping). On the
+    2-core shared development CPU (load average ~10) neither beat single-env gymnasium
+    stepping consistently: every vectorised variant measured 0.3x-2x of it, run to run
+    (MuJoCo steps serially either way; async pays IPC and has no spare cores). Sync is the
+    default: no worker processes, no spawn cost; its gain is one batched policy call per
+    step. A real speed-up needs ``mujoco.mjx`` on an accelerator or ``mujoco.rollout``
+    threads on a many-core CPU (not done).
 
 Version history
     v0: initial.
@@ -186,10 +192,14 @@ class Locomotion(RLMetaEnv):
         tasks = [self.check_params(jax.tree_util.tree_map(lambda x: np.asarray(x)[i], task_params)) for i in range(n)]
         vec = self._vector_env(b)
         vec.set_attr("task", [tasks[i // n_episodes] for i in range(b)])
+        if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):  # a legacy uint32[2] key
+            key = jax.random.wrap_key_data(jnp.asarray(key, jnp.uint32))
         k_seed, k_pol = jax.random.split(key)
         seeds = np.asarray(jax.random.randint(k_seed, (b,), 0, 2**31 - 1)).tolist()
         obs, _ = vec.reset(seed=seeds)
         policy = _batched_policy(policy_apply)
+        # per-step policy keys as raw key data on the host: one jitted call per step
+        step_keys = np.asarray(jax.random.key_data(jax.random.split(k_pol, horizon)))
         shape_a = self.action_space.shape
         o_buf = np.zeros((b, horizon, *self.observation_space.shape), np.float32)
         a_buf = np.zeros((b, horizon, *shape_a), np.float32)
@@ -199,7 +209,7 @@ class Locomotion(RLMetaEnv):
         alive = np.ones(b, bool)
         for t in range(horizon):
             obs32 = np.asarray(obs, np.float32)
-            act = np.asarray(policy(policy_params, obs32, jax.random.fold_in(k_pol, t)), np.float32)
+            act = np.asarray(policy(policy_params, obs32, step_keys[t]), np.float32)
             if act.shape != (b, *shape_a) or not np.all(np.isfinite(act)):
                 raise RLInputError(f"{self.spec.id}: the policy returned actions of shape {act.shape} or NaN")
             o_buf[:, t], a_buf[:, t], m_buf[:, t] = obs32, act, alive
@@ -228,8 +238,8 @@ def _task_env_from_spec(spec_json: str) -> Any:
 
 @functools.cache
 def _batched_policy(policy_apply: Callable[..., Any]) -> Callable[..., Any]:
-    def run(pp: Any, obs: jax.Array, key: PRNGKey) -> jax.Array:
-        keys = jax.random.split(key, obs.shape[0])
+    def run(pp: Any, obs: jax.Array, key_data: jax.Array) -> jax.Array:
+        keys = jax.random.split(jax.random.wrap_key_data(key_data), obs.shape[0])
         return jax.vmap(policy_apply, in_axes=(None, 0, 0))(pp, obs, keys)
 
     return jax.jit(run)
@@ -321,6 +331,7 @@ def locomotion_task_env_class() -> type:
         def set_task(self, params: Any) -> None:
             """Validate and install a task; the next ``step`` needs a ``reset``. Idempotent."""
             self._params = self.meta_env.check_params(params)
+            self._host_params = jax.device_get(self._params)  # numpy: no device sync per step
             self._needs_reset = True
 
         def get_task(self) -> Any:
@@ -355,7 +366,7 @@ def locomotion_task_env_class() -> type:
             obs, _, terminated, _, info = self.inner.step(a)
             # from qpos (gymnasium's Ant-v5 uses the torso xpos, which lags one substep)
             x_velocity = (float(self.inner.data.qpos[0]) - x_before) / self.inner.dt
-            reward = self.meta_env.reward(self._params, x_velocity, info)
+            reward = self.meta_env.reward(self._host_params, x_velocity, info)
             self._t += 1
             truncated = self._t >= self.meta_env.max_steps and not terminated
             if terminated or truncated:
