@@ -82,9 +82,18 @@ def test_chen_split_indices() -> None:
     assert sorted(np.concatenate([s[k] for k in SPLITS]).tolist()) == list(range(200))
 
 
-def test_folder_form_passes_the_checker_with_the_chen_split(folder_root: Path) -> None:
-    env = metabench.make(metabench.spec("cub-5w1s").replace(eval_tasks=10), root=str(folder_root), queries=3)
-    check_meta_env(env, second_process=False)
+@pytest.fixture(scope="module")
+def folder_env(folder_root: Path):
+    return metabench.make(metabench.spec("cub-5w1s").replace(eval_tasks=10), root=str(folder_root), queries=3)
+
+
+@pytest.mark.slow
+def test_folder_form_passes_the_checker(folder_env) -> None:
+    check_meta_env(folder_env)
+
+
+def test_folder_form_samples_the_chen_split(folder_env) -> None:
+    env = folder_env
     names = fx.cub_class_names()
     split = C.chen_split()
     for s in SPLITS:

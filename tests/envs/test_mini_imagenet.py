@@ -101,9 +101,18 @@ def test_split_lists_match_the_published_csvs() -> None:
 # -- CSV + JPEG form ------------------------------------------------------------------------
 
 
-def test_csv_form_passes_the_checker_and_samples_the_right_classes(csv_root: Path) -> None:
-    env = metabench.make(_small_spec("mini-imagenet-5w1s"), root=str(csv_root), queries=5)
-    check_meta_env(env)
+@pytest.fixture(scope="module")
+def csv_env(csv_root: Path):
+    return metabench.make(_small_spec("mini-imagenet-5w1s"), root=str(csv_root), queries=5)
+
+
+@pytest.mark.slow
+def test_csv_form_passes_the_checker(csv_env) -> None:
+    check_meta_env(csv_env)
+
+
+def test_csv_form_samples_the_right_classes(csv_env) -> None:
+    env = csv_env
     assert [env.num_classes(s) for s in SPLITS] == [64, 16, 20]
     assert env.image_shape == (84, 84, 3)
     assert env._images.dtype == np.uint8 and env._images.shape == (600, 84, 84, 3)
