@@ -19,7 +19,7 @@ from metabench.data.download import download
 from metabench.data.extract import safe_extract
 from metabench.data.manifest import DATASETS, DatasetInfo, RemoteFile, dataset_info, datasets, register_dataset
 from metabench.data.root import cache_dir, data_root
-from metabench.data.status import DatasetStatus, dataset_status, extracted_dir, fetch, format_status, prepare
+from metabench.data.status import DatasetStatus, dataset_status, discover_datasets, extracted_dir, fetch, format_status, prepare
 from metabench.errors import ChecksumError, DataError, UnsafeArchiveError
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "data_root",
     "dataset_info",
     "dataset_status",
+    "discover_datasets",
     "datasets",
     "download",
     "extracted_dir",

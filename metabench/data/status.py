@@ -99,8 +99,37 @@ def _status_of(info: DatasetInfo, root: Path, checksums: bool) -> list[DatasetSt
     return rows
 
 
+def discover_datasets() -> list[str]:
+    """Register the ``DatasetInfo`` objects that image env modules define at module level.
+
+    Env modules register their dataset lazily (on first use), so a status listing imports the
+    module of every registered classification env (imports touch no data) and registers any
+    module-level ``DatasetInfo`` not yet in ``DATASETS``. Returns the names added.
+    """
+    import importlib
+
+    import metabench
+
+    added: list[str] = []
+    modules = sorted(
+        {s.entry_point.partition(":")[0] for s in metabench.registry.values()
+         if s.kind == "classification" and isinstance(s.entry_point, str)}
+    )
+    for name in modules:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        for value in vars(module).values():
+            if isinstance(value, DatasetInfo) and value.name not in DATASETS:
+                DATASETS[value.name] = value
+                added.append(value.name)
+    return added
+
+
 def dataset_status(root: str | os.PathLike[str] | None = None, *, checksums: bool = True) -> list[DatasetStatus]:
-    """The state of every registered dataset (variant) under ``data_root(root)``."""
+    """The state of every dataset (variant) under ``data_root(root)`` (see ``discover_datasets``)."""
+    discover_datasets()
     r = data_root(root)
     rows: list[DatasetStatus] = []
     for name in sorted(DATASETS):
@@ -154,6 +183,7 @@ def prepare(
     import metabench
 
     kwargs: dict[str, Any] = {} if root is None else {"root": root}
+    discover_datasets()
     if name_or_env_id in DATASETS:
         info = DATASETS[name_or_env_id]
         if download:

@@ -97,3 +97,25 @@ def test_prepare_errors(tmp_path: Path) -> None:
 @pytest.mark.skipif(REAL is None or not (Path(REAL) / "omniglot").is_dir(), reason="$METABENCH_DATA/omniglot not present")
 def test_real_data_status() -> None:
     assert _row(dataset_status(), "lite").state == "found"
+
+
+def test_discover_datasets_finds_module_level_infos(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Env modules register datasets lazily; a status listing imports them and picks up their DatasetInfo."""
+    import metabench
+    from metabench.data.status import discover_datasets
+
+    (tmp_path / "toy_dataset_env.py").write_text(
+        "from metabench.data.manifest import DatasetInfo, RemoteFile\n"
+        "TOY = DatasetInfo('toy-ds', 'toy', (RemoteFile('toy.zip'),), 'put toy.zip in <root>/toy/')\n"
+        "class ToyEnv:  # never built here\n    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr("metabench.data.manifest.DATASETS", dict(M.DATASETS))
+    monkeypatch.setattr("metabench.data.status.DATASETS", M.DATASETS)
+    spec = metabench.register("toy-ds-5w1s-v0", "toy_dataset_env:ToyEnv", "classification")
+    try:
+        assert "toy-ds" in discover_datasets()
+        row = next(r for r in dataset_status(tmp_path, checksums=False) if r.name == "toy-ds")
+        assert row.state == "missing" and "toy.zip" in row.detail
+    finally:
+        metabench.registry.remove(spec.id)
