@@ -1,0 +1,39 @@
+"""README table (best first, per env) and PNG plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from metabench.leaderboard import regenerate, write_result
+
+
+def test_readme_tables_best_first_with_links_and_plots(records: Any, variant: Any, tmp_path: Path) -> None:
+    reg, cls = records["regression"], records["classification"]
+    results = tmp_path / "results"
+    write_result(variant(reg, learner="ridge-a", mean=0.9), results)
+    write_result(variant(reg, learner="ridge-b", mean=0.1), results)  # lower MSE: first
+    write_result(variant(cls, learner="cent-a", mean=0.55), results)
+    write_result(variant(cls, learner="cent-b", mean=0.95), results)  # higher accuracy: first
+    readme = regenerate(tmp_path)
+    text = readme.read_text()
+    sine, synth = text.index("## sinusoid-5s-v0"), text.index("## synthetic-5w1s-v0")
+    sine_part, synth_part = text[sine:synth], text[synth:]
+    assert sine_part.index("| 1 | ridge-b |") < sine_part.index("| 2 | ridge-a |")
+    assert synth_part.index("| 1 | cent-b | 95.00 ±") < synth_part.index("| 2 | cent-a | 55.00 ±")
+    link = f"(results/{variant(reg, learner='ridge-b')['name']}.json)"
+    assert link in sine_part
+    assert "meta_batch=4" in sine_part and "lower is better" in sine_part and "higher is better" in synth_part
+    pngs = sorted(p.name for p in (tmp_path / "plots").iterdir())
+    assert pngs == [
+        "sinusoid-5s-v0__adaptation.png", "sinusoid-5s-v0__mse.png", "sinusoid-5s-v0__validation.png",
+        "synthetic-5w1s-v0__accuracy.png", "synthetic-5w1s-v0__validation.png",
+    ]
+    for name in pngs:
+        assert (tmp_path / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"(plots/{name})" in text
+
+
+def test_empty_leaderboard(tmp_path: Path) -> None:
+    text = regenerate(tmp_path).read_text()
+    assert "No results yet" in text and not (tmp_path / "plots").exists()
