@@ -13,7 +13,14 @@ Importing this package touches no file and no network.
 
 from __future__ import annotations
 
-from metabench.data.cache import CacheInfo, data_hash_of, load_or_build, source_hash, verify_cache
+from metabench.data.cache import (
+    CacheInfo,
+    data_hash_of,
+    enable_compilation_cache,
+    load_or_build,
+    source_hash,
+    verify_cache,
+)
 from metabench.data.checksum import file_digest, verify_file
 from metabench.data.download import download
 from metabench.data.extract import safe_extract
@@ -39,6 +46,7 @@ __all__ = [
     "discover_datasets",
     "datasets",
     "download",
+    "enable_compilation_cache",
     "extracted_dir",
     "fetch",
     "file_digest",

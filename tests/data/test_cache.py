@@ -189,3 +189,19 @@ def test_read_only_cache_dir_falls_back_to_memory(tmp_path: Path, monkeypatch: p
 def test_bad_name() -> None:
     with pytest.raises(ValueError):
         load_or_build("../x", [], {}, Builder())
+
+
+def test_enable_compilation_cache_sets_jax_config(tmp_path: Path, _cache: Path) -> None:
+    import jax
+
+    from metabench.data import enable_compilation_cache
+
+    before = (jax.config.jax_compilation_cache_dir, jax.config.jax_persistent_cache_min_compile_time_secs)
+    try:
+        path = enable_compilation_cache(min_compile_secs=2.0)
+        assert path == _cache / "xla" and path.is_dir()
+        assert jax.config.jax_compilation_cache_dir == str(path)
+        assert jax.config.jax_persistent_cache_min_compile_time_secs == 2.0
+    finally:
+        jax.config.update("jax_compilation_cache_dir", before[0])
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", before[1])
