@@ -48,7 +48,7 @@ Version history
 from __future__ import annotations
 
 import math
-from typing import ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -157,3 +157,21 @@ class Nav2d(RLMetaEnv):
         new = Nav2dState(pos=pos, t=jnp.where(live, t, state.t), done=state.done | reached | truncated)
         info = {"terminated": live & reached, "truncated": live & truncated}
         return self._obs(pos, params.goal), new, jnp.where(live, reward, 0.0).astype(jnp.float32), new.done, info
+
+    # -- evaluation ----------------------------------------------------------------
+    #: the thesis' criterion (module docstring): return above this, or fewer steps than below
+    solved_return: ClassVar[float] = 330.0
+    solved_steps: ClassVar[int] = 38
+
+    def solved(self, traj: Any) -> jax.Array:
+        """bool[...] per episode of ``Trajectories`` ``[..., T]``: return > 330 or goal reached in < 38 steps.
+
+        An episode that ends before ``max_steps`` ended at the goal (truncation only
+        happens at ``max_steps``), so "reached in < 38 steps" is ``done`` within 37 steps.
+        """
+        mask, rewards = jnp.asarray(traj.mask), jnp.asarray(traj.rewards)
+        steps = mask.sum(-1)
+        ended = jnp.asarray(traj.dones).any(-1)
+        quick = ended & (steps < self.solved_steps) & (steps < self.max_steps)
+        return ((rewards * mask).sum(-1) > self.solved_return) | quick
+

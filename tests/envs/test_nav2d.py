@@ -112,6 +112,7 @@ def test_worst_case_oracle_needs_37_steps_and_returns_just_over_330(hard) -> Non
     detour = lambda pp, obs, k: jnp.where(obs[0] == -1.0, first, oracle(pp, obs, k))  # noqa: E731
     slow = rollout(hard, detour, None, p, jax.random.key(0), 1)
     assert int(slow.mask.sum()) == 38 and float(episode_returns(slow)[0]) < 330.0
+    assert bool(hard.solved(traj)[0]) and not bool(hard.solved(slow)[0])
 
 
 def test_oracle_solves_every_frozen_task(hard, easy) -> None:
@@ -120,6 +121,9 @@ def test_oracle_solves_every_frozen_task(hard, easy) -> None:
         steps = np.asarray(traj.mask.sum(-1))
         assert np.all(steps < 38) and np.all(np.asarray(traj.dones).any(-1))
         assert np.all(np.asarray(episode_returns(traj)) > 330.0)
+        assert np.all(np.asarray(env.solved(traj)))
+    wander = rollout_tasks(hard, lambda pp, obs, k: jnp.asarray([0.0, -0.5]), None, hard.eval_tasks("test", 0, 3), jax.random.key(0), 1)
+    assert not np.any(np.asarray(hard.solved(wander)))
 
 
 def test_truncation_at_100_steps_and_absorbing_after(hard) -> None:
