@@ -178,11 +178,14 @@ class Locomotion(RLMetaEnv):
         key: PRNGKey,
         n_episodes: int,
         horizon: int | None = None,
+        *,
+        per_task_policy: bool = False,
     ) -> Trajectories:
         """``Trajectories`` of numpy arrays ``[N, E, T, ...]`` for N tasks x E episodes.
 
         One vector env of ``N * E`` task envs (row ``i * E + e``); episode seeds and policy
-        keys come from ``key``; the policy is ``jit(vmap(policy_apply))`` over the envs.
+        keys come from ``key``; the policy is ``jit(vmap(policy_apply))`` over the envs
+        (``per_task_policy=True``: ``policy_params`` has a leading task axis N).
         Steps after an episode ended (the vector env auto-resets it) are masked out.
         """
         horizon = self.max_steps if horizon is None else int(horizon)
@@ -197,7 +200,9 @@ class Locomotion(RLMetaEnv):
         k_seed, k_pol = jax.random.split(key)
         seeds = np.asarray(jax.random.randint(k_seed, (b,), 0, 2**31 - 1)).tolist()
         obs, _ = vec.reset(seed=seeds)
-        policy = _batched_policy(policy_apply)
+        policy = _batched_policy(policy_apply, per_task_policy)
+        if per_task_policy:  # one row per env: task i's params for its E episodes
+            policy_params = jax.tree_util.tree_map(lambda x: jnp.repeat(jnp.asarray(x), n_episodes, axis=0), policy_params)
         # per-step policy keys as raw key data on the host: one jitted call per step
         step_keys = np.asarray(jax.random.key_data(jax.random.split(k_pol, horizon)))
         shape_a = self.action_space.shape
@@ -237,10 +242,10 @@ def _task_env_from_spec(spec_json: str) -> Any:
 
 
 @functools.cache
-def _batched_policy(policy_apply: Callable[..., Any]) -> Callable[..., Any]:
+def _batched_policy(policy_apply: Callable[..., Any], per_env_params: bool = False) -> Callable[..., Any]:
     def run(pp: Any, obs: jax.Array, key_data: jax.Array) -> jax.Array:
         keys = jax.random.split(jax.random.wrap_key_data(key_data), obs.shape[0])
-        return jax.vmap(policy_apply, in_axes=(None, 0, 0))(pp, obs, keys)
+        return jax.vmap(policy_apply, in_axes=(0 if per_env_params else None, 0, 0))(pp, obs, keys)
 
     return jax.jit(run)
 

@@ -17,6 +17,7 @@ env's ``vector_rollout`` (gymnasium vector envs) and returns numpy arrays.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -93,26 +94,43 @@ def rollout_tasks(
     key: PRNGKey,
     n_episodes: int,
     horizon: int | None = None,
+    *,
+    per_task_policy: bool = False,
 ) -> Trajectories:
     """``rollout`` over a batch of tasks (leading axis N): arrays ``[N, E, T, ...]``.
 
     Task ``i`` uses ``split(key, N)[i]``, so row ``i`` equals
     ``rollout(env, ..., task_params[i], split(key, N)[i], n_episodes)``.
-    ``policy_params`` is shared; vmap this function yourself for per-task (adapted) params.
+    ``policy_params`` is shared, or, with ``per_task_policy=True``, carries a leading task
+    axis N (MAML's adapted parameters ``theta'_i``, one per task).
     """
     horizon = _horizon(env, horizon)
     if not getattr(env, "functional", True):
-        return env.vector_rollout(policy_apply, policy_params, task_params, key, n_episodes, horizon=horizon)
+        return env.vector_rollout(
+            policy_apply, policy_params, task_params, key, n_episodes, horizon=horizon, per_task_policy=per_task_policy
+        )
     n = jax.tree_util.tree_leaves(task_params)[0].shape[0]
     keys = jax.random.split(key, n)
-    return jax.vmap(lambda p, k: rollout(env, policy_apply, policy_params, p, k, n_episodes, horizon))(task_params, keys)
+    run = lambda pp, p, k: rollout(env, policy_apply, pp, p, k, n_episodes, horizon)  # noqa: E731
+    return jax.vmap(run, in_axes=(0 if per_task_policy else None, 0, 0))(policy_params, task_params, keys)
 
 
 def make_rollout(
-    env: Any, policy_apply: PolicyApply, n_episodes: int, horizon: int | None = None, *, batched: bool = False
+    env: Any,
+    policy_apply: PolicyApply,
+    n_episodes: int,
+    horizon: int | None = None,
+    *,
+    batched: bool = False,
+    per_task_policy: bool = False,
 ) -> Callable[[Any, Any, PRNGKey], Trajectories]:
     """A jitted ``(policy_params, task_params, key) -> Trajectories`` (``rollout_tasks`` if ``batched``)."""
-    fn = rollout_tasks if batched else rollout
+    if batched:
+        fn = functools.partial(rollout_tasks, per_task_policy=per_task_policy)
+    elif per_task_policy:
+        raise ConfigError("make_rollout: per_task_policy=True needs batched=True (a leading task axis)")
+    else:
+        fn = rollout
     if not getattr(env, "functional", True):
         return lambda pp, tp, k: fn(env, policy_apply, pp, tp, k, n_episodes, horizon)
     return jax.jit(lambda pp, tp, k: fn(env, policy_apply, pp, tp, k, n_episodes, horizon))

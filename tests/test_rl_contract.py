@@ -64,6 +64,11 @@ def test_rollout_shapes_jit_and_determinism() -> None:
     starts = np.asarray(traj.obs[:, :, 0, :])
     assert np.all(starts == starts[:, :1])
     assert episode_returns(traj).shape == (4, 3)
+    # per-task (adapted) policy params: task i runs with its own params
+    scales = jnp.asarray([0.0, 1.0, 0.0, 1.0])
+    per_task = make_rollout(env, lambda s, obs, k: jnp.asarray([0.0, 1.0]) * s - (1 - s), 1, 20, batched=True, per_task_policy=True)
+    moved = np.asarray(per_task(scales, tasks, jax.random.key(1)).obs[:, 0, -1, :2] != per_task(scales, tasks, jax.random.key(1)).obs[:, 0, 0, :2])
+    assert moved.any(-1).tolist() == [False, True, False, True]
 
 
 @pytest.mark.slow

@@ -131,6 +131,10 @@ def test_vector_rollout_matches_single_env_stepping(envs) -> None:
                 assert traj.rewards[i, e, t] == pytest.approx(r, rel=1e-5, abs=1e-5)
     again = rollout_tasks(env, policy, 0.5, batch, key, 2, horizon=6)
     np.testing.assert_array_equal(traj.rewards, again.rewards)
+    # per-task policy params (MAML's adapted theta'_i): row 1 with 0.5 equals the shared run
+    mixed = rollout_tasks(env, policy, jnp.asarray([2.0, 0.5]), batch, key, 2, horizon=6, per_task_policy=True)
+    np.testing.assert_array_equal(mixed.rewards[1], traj.rewards[1])
+    assert not np.array_equal(mixed.rewards[0], traj.rewards[0])
 
 
 def test_missing_mujoco_says_how_to_install(monkeypatch) -> None:
