@@ -18,7 +18,9 @@ Reward and termination (gym-nav2d's reward, which the thesis' thresholds assume)
 
         r = -d / 10 - 1            + 1000 if d <= goal_radius (goal reached: terminated)
 
-    Truncated after ``max_steps = 100`` steps (gym-nav2d's limit). ``goal_radius = 0.1``.
+    Truncated after ``max_steps = 100`` steps (gym-nav2d's limit). ``goal_radius = 0.1``
+    (gym-nav2d's ``eps``; any radius below 0.62 keeps the 37-step worst case below).
+    Steps after the end are absorbing (reward 0), see ``metabench.rl``.
 
     Derivation of the "solved" thresholds (return > 330 or fewer than 38 steps): the
     worst start is a corner with the goal in the opposite corner, ``d0 = 255 sqrt 2 =
