@@ -83,6 +83,8 @@ def place_replicated(tree: Any, mesh: Mesh) -> Any:
             return x
         if jax.process_count() == 1:
             return jax.device_put(x, sharding)
+        if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            return jax.random.wrap_key_data(put(jax.random.key_data(x)), impl=jax.random.key_impl(x))
         host = np.asarray(jax.device_get(x)) if isinstance(x, jax.Array) and x.is_fully_addressable else x
         if isinstance(host, jax.Array):  # already global with another layout
             return jax.device_put(host, sharding)
