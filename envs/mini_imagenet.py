@@ -243,6 +243,8 @@ def read_pickle_split(path: Path, split: str) -> tuple[np.ndarray, list[int]]:
     obj = safe_load_pickle(path)
     if not isinstance(obj, dict):
         raise DataError(f"{path}: expected a dict with 'image_data' and 'class_dict', got {type(obj).__name__}")
+    if len({_text(k, path) for k in obj}) != len(obj):
+        raise DataError(f"{path}: the same key appears both as text and as bytes")
     obj = {_text(k, path): v for k, v in obj.items()}
     missing = [k for k in ("image_data", "class_dict") if k not in obj]
     if missing:
@@ -260,8 +262,9 @@ def read_pickle_split(path: Path, split: str) -> tuple[np.ndarray, list[int]]:
         raise DataError(f"{path}: 'image_data' must be uint8, got {images.dtype}")
     if not isinstance(class_dict, dict):
         raise DataError(f"{path}: 'class_dict' must be a dict wnid -> indices, got {type(class_dict).__name__}")
-    class_dict = {_text(k, path): v for k, v in class_dict.items()}
-    check_class_list(path, split, list(class_dict))
+    names = [_text(k, path) for k in class_dict]
+    check_class_list(path, split, names)  # before merging: b"n01" and "n01" would collide silently
+    class_dict = dict(zip(names, class_dict.values()))
     n = images.shape[0]
     order, counts = [], []
     for wnid in RAVI_SPLIT[split]:

@@ -277,6 +277,9 @@ def test_pickle_validation_errors_name_the_file(tmp_path: Path) -> None:
     # bytes keys (a Python-2 pickle read as bytes) are accepted
     images, counts = M.read_pickle_split(_write(p, {b"image_data": img, b"class_dict": {w.encode(): v for w, v in good_dict.items()}}), "val")
     assert images.shape == (16, 84, 84, 3) and counts == [1] * 16
+    first = RAVI_SPLIT["val"][0]
+    with pytest.raises(DataError, match=rf"class\(es\) listed more than once: {first}"):
+        M.read_pickle_split(_write(p, {"image_data": img, "class_dict": {**good_dict, first.encode(): [0]}}), "val")
 
 
 def test_truncated_pickle_is_a_data_error(tmp_path: Path, cache: Path) -> None:
