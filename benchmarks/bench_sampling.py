@@ -11,8 +11,6 @@ shape (242 characters x 20 drawings, lite split). Measured in the same run:
   to 0..N-1 -- the way learn2learn's ``TaskDataset`` with ``NWays``/``KShots``/``LoadData``/
   ``RemapLabels`` does it, but from the same in-memory uint8 array (no disk, no PIL).
 - ``numpy vectorised``: the same with one fancy-indexing gather per task (a stronger baseline).
-- with ``--proposals``: two candidate changes to ``ClassificationEnv._sample`` (see
-  ``proposed_sampler``), with their compile times and whether they reproduce the current tasks.
 
 Each method runs for ``--seconds`` per repeat, ``--repeats`` times, interleaved; the best
 repeat is reported (tasks/s). Writes ``benchmarks/results/sampling.json`` atomically, keyed by
@@ -125,68 +123,6 @@ class NumpyL2LSampler:
         )
 
 
-# -- proposed changes to ClassificationEnv._sample, measured with --proposals ------------------
-
-
-def choice_without_replacement(key: jax.Array, total: int, n: int) -> jax.Array:
-    """``n`` distinct ints of ``[0, total)`` in uniformly random order with O(n) random draws:
-    Floyd's algorithm (Bentley & Floyd, CACM 1987) for the set, then a shuffle of the ``n``."""
-    import jax.numpy as jnp
-
-    k_set, k_order = jax.random.split(key)
-    js = total - n + jnp.arange(n)
-    t = jax.random.randint(k_set, (n,), 0, js + 1)
-    chosen = jnp.full((n,), -1, jnp.int32)
-    for j in range(n):
-        chosen = chosen.at[j].set(jnp.where(jnp.any(chosen == t[j]), js[j], t[j]))
-    return chosen[jax.random.permutation(k_order, n)]
-
-
-def proposed_sampler(env: ClassificationEnv, split: str, *, floyd: bool, prerot: bool = True) -> Callable[[jax.Array], object]:
-    """``_sample`` with ``prerot``: whole rows gathered from a pre-rotated pool ``uint8[4, N, H, W, C]``
-    instead of the current per-pixel ``take_along_axis``; with ``floyd``: the class choice above
-    instead of ``jax.random.choice(replace=False)`` (a full permutation of the split's classes)."""
-    import jax.numpy as jnp
-
-    from metabench.tasks import SupervisedTask
-
-    images4 = jnp.stack([jnp.rot90(env._images, r, axes=(1, 2)) for r in range(4)])
-    n, k, q = env.ways, env.shots, env.queries
-    base_t, rot_t = env._tables[split]
-
-    def sample(key: jax.Array) -> SupervisedTask:
-        k_cls, k_img = jax.random.split(key)
-        if floyd:
-            cls = choice_without_replacement(k_cls, base_t.shape[0], n)
-        else:
-            cls = jax.random.choice(k_cls, base_t.shape[0], (n,), replace=False)
-        base = base_t[cls]
-        scores = jax.random.uniform(k_img, (n, env._max_count))
-        scores = jnp.where(jnp.arange(env._max_count)[None, :] < env._counts[base][:, None], scores, 2.0)
-        pick = jnp.argsort(scores, axis=1)[:, : k + q]
-        if prerot:
-            x = images4[rot_t[cls][:, None], env._offsets[base][:, None] + pick]
-        else:  # the current rotation: a per-pixel gather
-            h, w, c = env.image_shape
-            x = env._images[env._offsets[base][:, None] + pick].reshape(n, k + q, h * w, c)
-            idx = jnp.broadcast_to(env._rot_index[rot_t[cls]][:, None, :, None], (n, k + q, h * w, 1))
-            x = jnp.take_along_axis(x, idx, axis=2).reshape(n, k + q, h, w, c)
-        x = x.astype(jnp.float32) / 255.0
-        labels = jnp.arange(n, dtype=jnp.int32)
-        return SupervisedTask(
-            support=(x[:, :k].reshape(n * k, *env.image_shape), jnp.repeat(labels, k)),
-            query=(x[:, k:].reshape(n * q, *env.image_shape), jnp.repeat(labels, q)),
-        )
-
-    return jax.jit(lambda key: jax.vmap(sample)(jax.random.split(key, BATCH)))
-
-
-def compile_seconds(fn: Callable[[jax.Array], object]) -> float:
-    start = time.perf_counter()
-    fn.lower(jax.random.key(0)).compile()  # type: ignore[attr-defined]
-    return time.perf_counter() - start
-
-
 def rate(fn: Callable[[int], None], tasks_per_call: int, seconds: float) -> float:
     """Tasks per second of ``fn(i)`` called repeatedly for about ``seconds``."""
     calls, start = 0, time.perf_counter()
@@ -244,7 +180,6 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     ap.add_argument("--seconds", type=float, default=1.0, help="duration of one timed repeat per method")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", type=Path, default=RESULTS)
-    ap.add_argument("--proposals", action="store_true", help="also measure the proposed _sample variants")
     args = ap.parse_args(argv)
 
     env, data = load_env(args.root)
@@ -268,27 +203,6 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "numpy_l2l_style": (lambda i: ref.sample(rng), 1),
         "numpy_vectorised": (lambda i: ref.sample_vectorised(rng), 1),
     }
-    extra: dict[str, object] = {}
-    if args.proposals:
-        current = jax.jit(lambda key: jax.vmap(lambda k: env._sample(k, "train"))(jax.random.split(key, BATCH)))
-        prerot = proposed_sampler(env, "train", floyd=False)
-        floyd = proposed_sampler(env, "train", floyd=True)
-        floyd_only = proposed_sampler(env, "train", floyd=True, prerot=False)
-        extra["compile_s"] = {
-            "current": compile_seconds(current),
-            "proposal_prerot": compile_seconds(prerot),
-            "proposal_floyd": compile_seconds(floyd_only),
-            "proposal_floyd_prerot": compile_seconds(floyd),
-        }
-        a, b = current(keys[0]), prerot(keys[0])
-        extra["proposal_prerot_bit_identical"] = all(
-            np.array_equal(u, v) for u, v in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b))
-        )
-        jax.block_until_ready(floyd(keys[0]))
-        methods["proposal_prerot_batched"] = (lambda i: jax.block_until_ready(prerot(keys[i % 4096])), BATCH)
-        methods["proposal_floyd_batched"] = (lambda i: jax.block_until_ready(floyd_only(keys[i % 4096])), BATCH)
-        methods["proposal_floyd_prerot_batched"] = (lambda i: jax.block_until_ready(floyd(keys[i % 4096])), BATCH)
-
     runs: dict[str, list[float]] = {m: [] for m in methods}
     for _ in range(args.repeats):  # interleaved repeats: load changes hit every method alike
         for name, (fn, per_call) in methods.items():
@@ -308,8 +222,6 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     for m, r in best.items():
         print(f"{m:<28}{r:>12.0f}{r / ref_rate:>14.2f}")
     print(f"batched / numpy vectorised: {ratios['metabench_batched_jit_over_numpy_vectorised']:.2f}x")
-    if extra:
-        print(f"proposals: compile seconds {extra['compile_s']}; prerot bit-identical: {extra['proposal_prerot_bit_identical']}")
     print(f"batched / numpy l2l-style per repeat: {', '.join(f'{p:.2f}' for p in paired)} (median {np.median(paired):.2f})")
     target = ratios["metabench_batched_jit_over_numpy_l2l_style"] >= 4.0
     print(f"target batched >= 4x numpy l2l-style: {'met' if target else 'NOT met'}")
@@ -323,7 +235,6 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "ratios": ratios,
         "target_batched_ge_4x_reference": target,
         "method": f"best of {args.repeats} interleaved repeats of {args.seconds}s each; block_until_ready per call",
-        "proposals": extra or None,
         "machine": machine_info(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }

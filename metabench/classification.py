@@ -11,7 +11,7 @@ label assignment), choose ``shots + queries`` distinct images of each, rotate, s
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -55,12 +55,6 @@ class SplitTable(NamedTuple):
         b = np.repeat(np.asarray(base, dtype=np.int32), len(rotations))
         r = np.tile(np.asarray(rotations, dtype=np.int32), len(base))
         return cls(b, r)
-
-
-def _rotation_index(h: int, w: int) -> np.ndarray:
-    """int32[4, H*W]: flat pixel index of ``rot90(img, k)`` (counter-clockwise) for k = 0..3."""
-    grid = np.arange(h * w, dtype=np.int32).reshape(h, w)
-    return np.stack([np.rot90(grid, k).reshape(-1) for k in range(4)])
 
 
 class ClassificationEnv(MetaEnv):
@@ -108,7 +102,6 @@ class ClassificationEnv(MetaEnv):
         self._offsets = jnp.asarray(pool.offsets)
         self._counts = jnp.asarray(pool.counts)
         self._max_count = int(pool.counts.max())
-        self._rot_index = jnp.asarray(_rotation_index(*self.image_shape[:2]))
         self._tables = {s: (jnp.asarray(t.base), jnp.asarray(t.rot)) for s, t in tables.items()}
         self._rotates = {s: bool(np.any(t.rot != 0)) for s, t in tables.items()}
 
@@ -121,24 +114,28 @@ class ClassificationEnv(MetaEnv):
         t = self.tables[split]
         return [f"{self.pool_names[b]}/rot{90 * r:03d}" for b, r in zip(t.base, t.rot)]
 
+    def _data(self) -> dict[str, Any]:
+        return {"images": self._images, "offsets": self._offsets, "counts": self._counts, "tables": self._tables}
+
     def _sample(self, key: PRNGKey, split: str) -> SupervisedTask:
+        return self._sample_from(self._data(), key, split)
+
+    def _sample_from(self, data: dict[str, Any], key: PRNGKey, split: str) -> SupervisedTask:
         n, k, q = self.ways, self.shots, self.queries
-        base_t, rot_t = self._tables[split]
+        base_t, rot_t = data["tables"][split]
         k_cls, k_img = jax.random.split(key)
-        cls = jax.random.choice(k_cls, base_t.shape[0], (n,), replace=False)
+        cls = choice_without_replacement(k_cls, base_t.shape[0], n)
         base = base_t[cls]
-        counts = self._counts[base]
+        counts = data["counts"][base]
         # k + q distinct images per class: the k + q smallest of uniform scores, padded rows masked.
         scores = jax.random.uniform(k_img, (n, self._max_count))
         scores = jnp.where(jnp.arange(self._max_count)[None, :] < counts[:, None], scores, 2.0)
         pick = jnp.argsort(scores, axis=1)[:, : k + q]
-        x = self._images[self._offsets[base][:, None] + pick]  # uint8[n, k+q, H, W, C]
+        x = data["images"][data["offsets"][base][:, None] + pick]  # uint8[n, k+q, H, W, C]
         if self._rotates[split]:
-            h, w, c = self.image_shape
-            idx = self._rot_index[rot_t[cls]][:, None, :, None]  # [n, 1, HW, 1]
-            flat = x.reshape(n, k + q, h * w, c)
-            x = jnp.take_along_axis(flat, jnp.broadcast_to(idx, (n, k + q, h * w, 1)), axis=2)
-            x = x.reshape(n, k + q, h, w, c)
+            # All four rotations of the (small) gathered block, then one select per class.
+            rots = jnp.stack([jnp.rot90(x, r, axes=(2, 3)) for r in range(4)])  # [4, n, k+q, H, W, C]
+            x = rots[rot_t[cls], jnp.arange(n)]
         x = x.astype(jnp.float32) / 255.0
         labels = jnp.arange(n, dtype=jnp.int32)
         sx = x[:, :k].reshape(n * k, *self.image_shape)
@@ -147,3 +144,19 @@ class ClassificationEnv(MetaEnv):
             support=(sx, jnp.repeat(labels, k)),
             query=(qx, jnp.repeat(labels, q)),
         )
+
+
+def choice_without_replacement(key: PRNGKey, total: int, n: int) -> jax.Array:
+    """int32[n]: ``n`` distinct ints of ``[0, total)`` in uniformly random order.
+
+    Floyd's algorithm (Bentley & Floyd, CACM 1987) draws the set with ``n`` random ints
+    instead of permuting all ``total`` (what ``jax.random.choice(replace=False)`` does),
+    then a permutation of the ``n`` gives the order (the task's label assignment).
+    """
+    k_set, k_order = jax.random.split(key)
+    js = total - n + jnp.arange(n, dtype=jnp.int32)
+    t = jax.random.randint(k_set, (n,), 0, js + 1, dtype=jnp.int32)
+    chosen = jnp.full((n,), -1, jnp.int32)
+    for j in range(n):
+        chosen = chosen.at[j].set(jnp.where(jnp.any(chosen == t[j]), js[j], t[j]))
+    return chosen[jax.random.permutation(k_order, n)]

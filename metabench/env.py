@@ -53,32 +53,47 @@ class MetaEnv(abc.ABC):
         self._jitted: dict[tuple[str, str], Callable[..., Any]] = {}
         self._hashes: dict[str, str] = {}
         # One compiled sampler per split, shared by eager calls and by callers that trace it.
-        self._jit_sample = jax.jit(lambda key, split: self._sample(key, split), static_argnums=1)
+        # The env's arrays (``_data()``) are jit *arguments*, never constants baked into the
+        # program: a closed-over 1 GB image pool would make every compile take minutes.
+        self._jit_sample = jax.jit(lambda data, key, split: self._sample_from(data, key, split), static_argnums=2)
 
     # -- the contract -------------------------------------------------------------
     @abc.abstractmethod
     def _sample(self, key: PRNGKey, split: str) -> Task:
         """Draw one task of ``split`` from ``key`` (traced; ``split`` is static)."""
 
+    def _data(self) -> Any:
+        """Arrays the sampler reads (an image pool); passed to the compiled sampler as arguments."""
+        return None
+
+    def _sample_from(self, data: Any, key: PRNGKey, split: str) -> Task:
+        """``_sample`` reading its arrays from ``data`` (override with ``_data`` for large arrays)."""
+        return self._sample(key, split)
+
     def sample_task(self, key: PRNGKey, split: str = "train") -> Task:
         """One task; a pure function of ``key`` and ``split``. jit with ``static_argnames='split'``."""
         self.check_split(split)
-        return self._jit_sample(key, split)
+        return self._jit_sample(self._data(), key, split)
 
     def sample_tasks(self, key: PRNGKey, n: int, split: str = "train") -> Task:
         """``n`` tasks with a leading task axis: ``vmap(sample_task)`` over ``split(key, n)``."""
         self.check_split(split)
         if not isinstance(n, int) or n <= 0:
             raise ConfigError(f"sample_tasks: n must be a positive int, got {n!r}")
-        return jax.vmap(lambda k: self._jit_sample(k, split))(jax.random.split(key, n))
+        data = self._data()
+        return jax.vmap(lambda k: self._jit_sample(data, k, split))(jax.random.split(key, n))
 
     def jit_sample_tasks(self, n: int, split: str = "train") -> Callable[[PRNGKey], Task]:
         """A cached, jitted ``key -> sample_tasks(key, n, split)``."""
         self.check_split(split)
         cache_key = ("batch", f"{split}:{n}")
         if cache_key not in self._jitted:
-            self._jitted[cache_key] = jax.jit(lambda k: self.sample_tasks(k, n, split))
-        return self._jitted[cache_key]
+            batched = jax.jit(
+                lambda data, k: jax.vmap(lambda kk: self._sample_from(data, kk, split))(jax.random.split(k, n))
+            )
+            self._jitted[cache_key] = batched
+        fn = self._jitted[cache_key]
+        return lambda key: fn(self._data(), key)
 
     # -- frozen evaluation sets ---------------------------------------------------
     @property
@@ -98,9 +113,9 @@ class MetaEnv(abc.ABC):
             raise ConfigError(f"eval_tasks: empty range {start}:{stop} of {self.num_eval_tasks} tasks")
         fn = self._jitted.get(("eval", split))
         if fn is None:
-            fn = jax.jit(jax.vmap(lambda k: self._sample(k, split)))
+            fn = jax.jit(jax.vmap(lambda data, k: self._sample_from(data, k, split), in_axes=(None, 0)))
             self._jitted[("eval", split)] = fn
-        return fn(keys)
+        return fn(self._data(), keys)
 
     def iter_eval_tasks(self, split: str = "test", batch_size: int = 50) -> Iterator[Task]:
         """The frozen evaluation set in batches of at most ``batch_size`` tasks."""
