@@ -22,7 +22,9 @@ passed to the constructor (None: all devices); ``init`` replicates the state on 
 Collapse (seed 000, Table II "Collapse"): when any candidate's fitness or the gradient is
 not finite, the step is *not* applied, ``collapsed`` latches to 1 and ``collapse_step``
 records the step; every later step leaves the state unchanged, and the metrics report
-``collapsed=1`` instead of raising.
+``collapsed=1`` instead of raising. The ``loss`` metric is the mean loss of the candidates
+whose loss is finite (the previous value if none is), so it stays finite and the harness,
+which stops on a non-finite loss, keeps running and records the collapse.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import optax
 from jax.flatten_util import ravel_pytree
 from jax.sharding import Mesh
 
-from metabench.baselines.es.estimators import Estimator
+from metabench.baselines.es.estimators import Estimator, finite_stats
 from metabench.baselines.es.mesh import (
     check_population,
     place_replicated,
@@ -106,6 +108,7 @@ class ESState(NamedTuple):
     step: int32[] meta-steps taken.
     collapsed: bool[] latched once a non-finite fitness or gradient appeared.
     collapse_step: int32[] step of the collapse, -1 if none.
+    last_loss: float32[] the last finite ``loss`` metric (0 before the first step).
     """
 
     mu: jax.Array
@@ -114,6 +117,7 @@ class ESState(NamedTuple):
     step: jax.Array
     collapsed: jax.Array
     collapse_step: jax.Array
+    last_loss: jax.Array
 
 
 class ESLearner(Learner):
@@ -194,7 +198,7 @@ class ESLearner(Learner):
             opt = self.evosax.init(jax.random.fold_in(key, 1), mu)
         else:
             opt = self.optimizer.init(mu)
-        state = ESState(mu, inner, opt, jnp.int32(0), jnp.bool_(False), jnp.int32(-1))
+        state = ESState(mu, inner, opt, jnp.int32(0), jnp.bool_(False), jnp.int32(-1), jnp.float32(0.0))
         return place_replicated(state, self.pop_mesh)
 
     def meta_train_step(self, state: ESState, tasks: Task, key: PRNGKey) -> tuple[ESState, Metrics]:
@@ -211,10 +215,12 @@ class ESLearner(Learner):
             # ascent on fitness == descent on loss: optax gets -g
             updates, opt = self.optimizer.update(-est.grad, state.opt, state.mu)
             mu = optax.apply_updates(state.mu, updates)
-            loss_mean, loss_std, grad_norm, finite = -est.fitness_mean, est.fitness_std, jnp.linalg.norm(est.grad), est.finite
+            loss_mean, loss_std, finite = -est.fitness_mean, est.fitness_std, est.finite
+            grad_norm = jnp.linalg.norm(est.grad)
         apply = finite & ~state.collapsed
         keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(apply, a, b), new, old)  # noqa: E731
         newly = ~finite & ~state.collapsed
+        loss_mean = jnp.where(jnp.isfinite(loss_mean), loss_mean, state.last_loss)
         new_state = ESState(
             mu=keep(mu, state.mu),
             inner=state.inner,
@@ -222,12 +228,13 @@ class ESLearner(Learner):
             step=state.step + 1,
             collapsed=state.collapsed | ~finite,
             collapse_step=jnp.where(newly, state.step, state.collapse_step),
+            last_loss=loss_mean,
         )
         metrics = {
             "loss": loss_mean,
-            "loss_std": loss_std,
-            "grad_norm": grad_norm,
-            "update_norm": jnp.linalg.norm(new_state.mu - state.mu),
+            "loss_std": jnp.nan_to_num(loss_std),
+            "grad_norm": grad_norm,  # NaN on the collapse step (only ``loss`` must stay finite)
+            "update_norm": jnp.linalg.norm(new_state.mu - state.mu),  # 0 on a collapsed step
             "collapsed": new_state.collapsed.astype(jnp.float32),
             "collapse_step": new_state.collapse_step,
         }

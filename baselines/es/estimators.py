@@ -107,8 +107,9 @@ class ShardResult(NamedTuple):
     """Output of one shard (already combined over the ``pop`` axis when one is given).
 
     grad: float32[D] ascent direction on the fitness, identical on every shard.
-    fitness_mean: float32[] mean fitness over the whole population.
-    fitness_std: float32[] fitness standard deviation (``local`` mode: mean of shard stds).
+    fitness_mean: float32[] mean fitness over the candidates whose fitness is finite
+        (``local`` mode: mean of the shard means); NaN if none is.
+    fitness_std: float32[] their standard deviation (``local`` mode: mean of shard stds).
     finite: bool[] every candidate's fitness and the gradient are finite.
     """
 
@@ -130,6 +131,16 @@ def standardise(fitness: jax.Array, mean: jax.Array, std: jax.Array) -> jax.Arra
     """``(F - F(m)) / sigma'`` of eq. (9); zero when every fitness is equal; NaN propagates."""
     safe = jnp.where(std > 0, std, 1.0)
     return (fitness - mean) / safe
+
+
+def finite_stats(fitness: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """``(mean, std, count)`` over the finite entries of ``fitness: float32[n]`` (for metrics)."""
+    ok = jnp.isfinite(fitness)
+    count = jnp.sum(ok).astype(jnp.float32)
+    mean = jnp.sum(jnp.where(ok, fitness, 0.0)) / jnp.maximum(count, 1.0)
+    var = jnp.sum(jnp.where(ok, (fitness - mean) ** 2, 0.0)) / jnp.maximum(count, 1.0)
+    nan = jnp.float32(jnp.nan)
+    return jnp.where(count > 0, mean, nan), jnp.where(count > 0, jnp.sqrt(var), nan), count
 
 
 def evaluate(
@@ -175,17 +186,26 @@ def shard_estimate(
         return x if axis is None else jax.lax.psum(x, axis)
 
     if est.method == "wsr" and est.mode == "local":
-        mean, std = jnp.mean(fitness), jnp.std(fitness)
+        mean, std = jnp.mean(fitness), jnp.std(fitness)  # NaN-propagating: a NaN makes grad NaN
         grad = standardise(fitness, mean, std) @ eps / n_local
-        packed = jnp.concatenate([grad, jnp.stack([mean, std])])
+        m_ok, s_ok, count = finite_stats(fitness)
+        has = (count > 0).astype(jnp.float32)
+        # metrics: shards without a finite candidate contribute 0 and are divided out below
+        packed = jnp.concatenate([grad, jnp.stack([jnp.nan_to_num(m_ok) * has, jnp.nan_to_num(s_ok) * has, has])])
         if axis is not None:  # the seed's single all-reduce of per-core estimates (II-F)
             packed = jax.lax.pmean(packed, axis)
-        grad, mean, std = packed[:dim], packed[dim], packed[dim + 1]
-        finite = jnp.all(jnp.isfinite(packed))
-        return ShardResult(grad, mean, std, finite)
+        grad, shards_ok = packed[:dim], packed[dim + 2]
+        safe = jnp.where(shards_ok > 0, shards_ok, 1.0)
+        m_ok = jnp.where(shards_ok > 0, packed[dim] / safe, jnp.nan)
+        s_ok = jnp.where(shards_ok > 0, packed[dim + 1] / safe, jnp.nan)
+        finite = jnp.all(jnp.isfinite(grad))
+        if axis is None:
+            finite = finite & jnp.all(jnp.isfinite(fitness))
+        return ShardResult(grad, m_ok, s_ok, finite)
 
     all_fitness = gather(fitness)  # [n_total]
     mean, std = jnp.mean(all_fitness), jnp.std(all_fitness)
+    m_ok, s_ok, _ = finite_stats(all_fitness)
     if est.method == "wsr":  # global standardisation
         grad = psum(standardise(fitness, mean, std) @ eps / est.population)
     else:
@@ -194,7 +214,7 @@ def shard_estimate(
         weights = jnp.where(valid, (fitness - f0) / est.fd_step, 0.0)
         grad = psum(jnp.zeros(dim, jnp.float32).at[jnp.clip(indices - 1, 0, dim - 1)].add(weights))
     finite = jnp.all(jnp.isfinite(all_fitness)) & jnp.all(jnp.isfinite(grad))
-    return ShardResult(grad, mean, std, finite)
+    return ShardResult(grad, m_ok, s_ok, finite)
 
 
 def estimate(est: Estimator, fitness_fn: FitnessFn, mu: jax.Array, tasks: Any, key: jax.Array) -> ShardResult:

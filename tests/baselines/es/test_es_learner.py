@@ -91,6 +91,7 @@ def test_nan_fitness_collapses_without_crashing(env, batch, estimator) -> None:
     state, history = run(learner, batch, 4)
     assert [h["collapsed"] for h in history] == [1.0] * 4
     assert [h["collapse_step"] for h in history] == [0] * 4
+    assert all(np.isfinite(h["loss"]) for h in history)  # the harness stops on a non-finite loss
     np.testing.assert_array_equal(np.asarray(state.mu), np.asarray(state0.mu))  # the state stopped updating
     assert int(state.step) == 4 and bool(state.collapsed)
     curve = learner.eval_curve(state, jax.tree.map(lambda x: x[0], batch), jax.random.key(0))
@@ -106,6 +107,8 @@ def test_collapse_latches(env, batch) -> None:
     state2, m2 = learner.meta_train_step(state1, batch, jax.random.key(6))
     assert float(m1["collapsed"]) == 1.0 and int(m1["collapse_step"]) == 2
     assert float(m2["collapsed"]) == 1.0 and int(m2["collapse_step"]) == 2
+    assert np.isfinite(float(m1["loss"])) and np.isfinite(float(m2["loss"]))
+    assert float(m1["loss"]) == float(state.last_loss)  # no finite candidate: the previous value
     np.testing.assert_array_equal(np.asarray(state2.mu), np.asarray(state.mu))
 
 
