@@ -98,8 +98,52 @@ def batch_norm(x: jax.Array, gamma: jax.Array, beta: jax.Array, groups: int = 1)
 
 
 def max_pool2(x: jax.Array) -> jax.Array:
-    """2x2 max pooling, stride 2, VALID (odd sizes are floored), NHWC."""
+    """2x2 max pooling, stride 2, VALID (odd sizes are floored), NHWC.
+
+    Crop, reshape to ``[B, H/2, 2, W/2, 2, C]``, then two single-axis ``max`` reductions
+    (over the W pair, then the H pair). Same values as ``lax.reduce_window``, but the
+    gradient is plain reductions instead of XLA's ``select_and_scatter`` (measured 2-4x
+    slower on CPU, see ``benchmarks/bench_learners.py``). Not one ``max(axis=(2, 4))``:
+    under ``jit(grad(vmap(...)))`` that form gave wrong gradients for the last block of a
+    16x16 Conv-4 (2x2 -> 1x1) with jax 0.10.2 on CPU (eager was right); the regression
+    test is ``tests/baselines/test_backbones.py::test_jit_vmap_gradient_matches_eager``.
+    """
+    b, h, w, c = x.shape
+    h2, w2 = h // 2, w // 2
+    return x[:, : 2 * h2, : 2 * w2].reshape(b, h2, 2, w2, 2, c).max(axis=4).max(axis=2)
+
+
+def max_pool2_reshape_one_reduce(x: jax.Array) -> jax.Array:
+    """Pooling as one ``max(axis=(2, 4))``: fastest, but see ``max_pool2`` (kept for the benchmark)."""
+    b, h, w, c = x.shape
+    h2, w2 = h // 2, w // 2
+    return x[:, : 2 * h2, : 2 * w2].reshape(b, h2, 2, w2, 2, c).max(axis=(2, 4))
+
+
+def max_pool2_reduce_window(x: jax.Array) -> jax.Array:
+    """Reference 2x2/2 VALID max pooling with ``lax.reduce_window`` (slow gradient on CPU)."""
     return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+
+
+#: Inputs with at most this many channels are convolved by im2col + matmul (see ``conv3x3``).
+IM2COL_MAX_CHANNELS = 4
+
+
+def conv3x3(x: jax.Array, w: jax.Array) -> jax.Array:
+    """3x3 stride-1 SAME convolution, NHWC x HWIO -> NHWC.
+
+    Few input channels (the first Conv-4 block on grey images): im2col (nine shifted
+    slices, concatenated) + one matmul, whose weight gradient is a matmul too; XLA's CPU
+    convolution weight-gradient for ``C_in = 1`` was measured ~7x slower. Otherwise
+    ``lax.conv_general_dilated``.
+    """
+    c = x.shape[-1]
+    if c > IM2COL_MAX_CHANNELS:
+        return jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=_DN)
+    b, h, wd, _ = x.shape
+    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    cols = jnp.concatenate([xp[:, i : i + h, j : j + wd, :] for i in range(3) for j in range(3)], axis=-1)
+    return (cols.reshape(-1, 9 * c) @ w.reshape(9 * c, -1)).reshape(b, h, wd, -1)
 
 
 def conv4_embed(params: Params, x: jax.Array, groups: int = 1) -> jax.Array:
@@ -109,7 +153,7 @@ def conv4_embed(params: Params, x: jax.Array, groups: int = 1) -> jax.Array:
     """
     h = x
     for blk in params["blocks"]:
-        h = jax.lax.conv_general_dilated(h, blk["w"], (1, 1), "SAME", dimension_numbers=_DN)
+        h = conv3x3(h, blk["w"])
         h = jax.nn.relu(batch_norm(h, blk["gamma"], blk["beta"], groups))
         h = max_pool2(h)
     return h.reshape(h.shape[0], -1)

@@ -1,0 +1,293 @@
+"""Throughput and memory of ProtoNet and MAML on CPU; writes ``benchmarks/results/learners.json``.
+
+    /work/venv/bin/python benchmarks/bench_learners.py [--repeats 5] [--quick] [--only protonet,maml,...]
+
+Sections (each a list of rows: setting, items/s from the wall-clock median, CPU ms per
+item from the process-CPU-time median, and ratios to the peers and targets of issue 3):
+
+* ``protonet``  Omniglot-shaped 5-way 5-shot, 15 queries, Conv-4 64, one episode per step.
+  ``e2e``: jitted sampler + jitted step, two dispatches per episode (what a harness loop
+  does); ``fused``: sampling inside the jitted step; ``scan``: ``lax.scan`` over 20 steps
+  with sampling inside (dispatch amortised). Variants: max-pool as ``reduce_window``
+  (XLA ``select_and_scatter`` gradient) vs crop+reshape+max (the default).
+* ``maml_omniglot``  5-way 1-shot, 15 queries, Conv-4 64, 1 inner step (lr 0.4), meta-batch
+  32, second and first order; tasks vmapped vs ``lax.map`` one at a time.
+* ``maml_sinusoid``  10-shot, 10 queries, MLP 1-40-40-1, meta-batch 25, 1 inner step:
+  per-step dispatch vs ``lax.scan`` over 100 fused (sample + step) iterations.
+* ``memory``  second-order MAML, Omniglot 5w1s, meta-batch 4: XLA's compiled memory
+  analysis (temp + argument + output bytes) for 1, 2, 5, 10, 20 inner steps, unrolled and
+  with ``lax.scan``.
+* ``xla_flags``  the ProtoNet fused step in a subprocess per ``XLA_FLAGS`` setting.
+
+The machine is shared (2 cores, several engineers): every number is a median over
+``--repeats`` repeats, the load average is recorded next to it, and the CPU-time column
+(less sensitive to other processes than wall time) is reported as well. Data: the real
+``omniglot-lite`` env when it can be built from ``$METABENCH_DATA``, otherwise a synthetic
+Omniglot-shaped env (28x28x1, same shapes, same compute).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import metabench
+from metabench.baselines import backbones
+from metabench.baselines._synthetic import synthetic_env
+
+RESULTS = Path(__file__).resolve().parent / "results" / "learners.json"
+
+#: issue 3: peers measured on this machine (learn2learn / PyTorch CPU) and our targets.
+PEERS = {
+    "protonet_omniglot_5w5s": {"peer": 10.0, "target": 15.0, "unit": "episodes/s"},
+    "maml_omniglot_5w1s_so": {"peer": 27.0, "target": 40.0, "unit": "tasks/s"},
+    "maml_omniglot_5w1s_fo": {"peer": 35.0, "target": None, "unit": "tasks/s"},
+    "maml_sinusoid_so": {"peer": 840.0, "peer_functional_pytorch": 5500.0, "target": 20000.0, "unit": "tasks/s"},
+}
+
+
+def measure(fn: Callable[[], Any], calls: int, repeats: int) -> dict[str, float]:
+    """Median wall and process-CPU seconds per call of ``fn`` (blocked), after one warm-up call."""
+    jax.block_until_ready(fn())
+    walls, cpus = [], []
+    for _ in range(repeats):
+        w0, c0 = time.perf_counter(), time.process_time()
+        for _ in range(calls):
+            out = fn()
+        jax.block_until_ready(out)
+        walls.append((time.perf_counter() - w0) / calls)
+        cpus.append((time.process_time() - c0) / calls)
+    return {"wall_s": float(np.median(walls)), "cpu_s": float(np.median(cpus)), "load": os.getloadavg()[0]}
+
+
+def row(name: str, items: int, m: dict[str, float], peer_key: str | None = None, **extra: Any) -> dict[str, Any]:
+    r: dict[str, Any] = {
+        "setting": name,
+        "items_per_call": items,
+        "items_per_s": items / m["wall_s"],
+        "cpu_ms_per_item": 1e3 * m["cpu_s"] / items,
+        "load_avg_1min": round(m["load"], 2),
+        **extra,
+    }
+    if peer_key:
+        p = PEERS[peer_key]
+        r["vs_peer"] = r["items_per_s"] / p["peer"]
+        if p.get("target"):
+            r["vs_target"] = r["items_per_s"] / p["target"]
+    print(f"  {name:<58} {r['items_per_s']:>10.1f} /s  cpu {r['cpu_ms_per_item']:8.2f} ms/item  load {m['load']:.1f}"
+          + (f"  x{r['vs_peer']:.2f} peer" if peer_key else "") + (f"  x{r['vs_target']:.2f} target" if "vs_target" in r else ""),
+          flush=True)
+    return r
+
+
+def omniglot_env(ways: int, shots: int) -> tuple[Any, str]:
+    try:
+        env = metabench.make(f"omniglot-lite-{ways}w{shots}s")
+        return env, env.spec.id
+    except Exception as e:  # noqa: BLE001 - fall back to synthetic data of the same shapes
+        env = synthetic_env(ways, shots, 15, classes=60, per_class=20, size=28)
+        return env, f"synthetic 28x28x1 ({type(e).__name__}: real omniglot-lite unavailable)"
+
+
+def _runners(learner: Any, env: Any, batch: int, scan_len: int) -> dict[str, Callable[[], Any]]:
+    """``e2e``, ``fused`` and ``scan`` callables advancing a closed-over state."""
+    sample = env.jit_sample_tasks(batch)
+    step = jax.jit(learner.meta_train_step)
+
+    def fused_fn(state: Any, key: jax.Array) -> Any:
+        k1, k2 = jax.random.split(key)
+        return learner.meta_train_step(state, env.sample_tasks(k1, batch), k2)
+
+    def scan_fn(state: Any, key: jax.Array) -> Any:
+        def body(s: Any, k: jax.Array) -> Any:
+            s, m = fused_fn(s, k)
+            return s, m["loss"]
+
+        return jax.lax.scan(body, state, jax.random.split(key, scan_len))
+
+    fused, scanned = jax.jit(fused_fn), jax.jit(scan_fn)
+    box = {"state": learner.init(jax.random.key(0)), "key": jax.random.key(1)}
+
+    def advance(f: Callable[..., Any], sampled: bool = False) -> Callable[[], Any]:
+        def go() -> Any:
+            box["key"], k1, k2 = jax.random.split(box["key"], 3)
+            if sampled:
+                box["state"], m = step(box["state"], sample(k1), k2)
+            else:
+                box["state"], m = f(box["state"], k1)
+            return m
+
+        return go
+
+    return {"e2e": advance(None, sampled=True), "fused": advance(fused), "scan": advance(scanned)}
+
+
+def bench_protonet(repeats: int, quick: bool) -> list[dict[str, Any]]:
+    env, data = omniglot_env(5, 5)
+    print(f"protonet 5w5s ({data})")
+    rows = []
+    calls, scan_len = (2, 5) if quick else (5, 20)
+    for pool_name, pool in (
+        ("reshape-max", backbones.max_pool2),
+        ("reshape-one-reduce", backbones.max_pool2_reshape_one_reduce),
+        ("reduce_window", backbones.max_pool2_reduce_window),
+    ):
+        saved = backbones.max_pool2
+        backbones.max_pool2 = pool
+        try:
+            learner = metabench.make_learner("protonet", env)
+            run = _runners(learner, env, 1, scan_len)
+            for mode in (("e2e", "fused", "scan") if pool_name == "reshape-max" else ("fused",)):
+                items = scan_len if mode == "scan" else 1
+                m = measure(run[mode], calls if mode != "scan" else 1, repeats)
+                rows.append(row(f"protonet {mode} pool={pool_name}", items, m, "protonet_omniglot_5w5s", data=data))
+        finally:
+            backbones.max_pool2 = saved
+    return rows
+
+
+def bench_maml_omniglot(repeats: int, quick: bool) -> list[dict[str, Any]]:
+    env, data = omniglot_env(5, 1)
+    print(f"maml omniglot 5w1s ({data})")
+    rows = []
+    mb = 8 if quick else 32
+    for fo in (False, True):
+        for task_map in ("vmap", "map"):
+            learner = metabench.make_learner("maml", env, first_order=fo, task_map=task_map, meta_batch=mb)
+            run = _runners(learner, env, mb, 2)
+            m = measure(run["fused"], 1, repeats)
+            key = "maml_omniglot_5w1s_fo" if fo else "maml_omniglot_5w1s_so"
+            rows.append(row(f"maml {'fo' if fo else 'so'} task_map={task_map} meta_batch={mb} fused", mb, m, key, data=data))
+    return rows
+
+
+def bench_maml_sinusoid(repeats: int, quick: bool) -> list[dict[str, Any]]:
+    env = metabench.make("sinusoid-10s")
+    print("maml sinusoid 10-shot, meta-batch 25, 1 inner step")
+    rows = []
+    scan_len = 20 if quick else 100
+    for fo in (False, True):
+        for inner_scan in (False, True):
+            learner = metabench.make_learner("maml", env, first_order=fo, meta_batch=25, inner_scan=inner_scan)
+            run = _runners(learner, env, 25, scan_len)
+            key = "maml_sinusoid_so" if not fo else None
+            tag = f"{'fo' if fo else 'so'} inner_scan={inner_scan}"
+            for mode in ("e2e", "fused", "scan"):
+                items = 25 * (scan_len if mode == "scan" else 1)
+                m = measure(run[mode], 3 if mode == "scan" else 50, repeats)
+                rows.append(row(f"maml sinusoid {tag} {mode}", items, m, key))
+    return rows
+
+
+def bench_memory(quick: bool) -> list[dict[str, Any]]:
+    env, data = omniglot_env(5, 1)
+    print(f"memory: second-order MAML 5w1s meta-batch 4 ({data})")
+    rows = []
+    tasks = env.sample_tasks(jax.random.key(0), 4)
+    for inner_scan in (False, True):
+        for steps in (1, 2, 5) if quick else (1, 2, 5, 10, 20):
+            learner = metabench.make_learner("maml", env, meta_batch=4, inner_steps=steps, inner_scan=inner_scan)
+            state = learner.init(jax.random.key(0))
+            compiled = jax.jit(learner.meta_train_step).lower(state, tasks, jax.random.key(1)).compile()
+            ma = compiled.memory_analysis()
+            r = {
+                "setting": f"maml so inner_steps={steps} inner_scan={inner_scan}",
+                "inner_steps": steps,
+                "inner_scan": inner_scan,
+                "temp_mb": ma.temp_size_in_bytes / 2**20,
+                "argument_mb": ma.argument_size_in_bytes / 2**20,
+                "output_mb": ma.output_size_in_bytes / 2**20,
+                "peak_estimate_mb": (ma.temp_size_in_bytes + ma.argument_size_in_bytes + ma.output_size_in_bytes) / 2**20,
+            }
+            print(f"  {r['setting']:<45} temp {r['temp_mb']:8.1f} MB  peak~ {r['peak_estimate_mb']:8.1f} MB", flush=True)
+            rows.append(r)
+    return rows
+
+
+_FLAG_CHILD = """
+import json, sys, jax
+sys.path.insert(0, {here!r})
+import bench_learners as b
+env, data = b.omniglot_env(5, 5)
+import metabench
+run = b._runners(metabench.make_learner("protonet", env), env, 1, 2)
+m = b.measure(run["fused"], {calls}, {repeats})
+print("RESULT" + json.dumps(m))
+"""
+
+
+def bench_xla_flags(repeats: int, quick: bool) -> list[dict[str, Any]]:
+    print("xla flags (protonet fused step, one subprocess each)")
+    rows = []
+    settings = ["", "--xla_cpu_multi_thread_eigen=false", "--xla_cpu_use_thunk_runtime=false"]
+    for flags in settings:
+        env_vars = {**os.environ, "XLA_FLAGS": flags}
+        code = _FLAG_CHILD.format(here=str(Path(__file__).parent), calls=2 if quick else 5, repeats=repeats)
+        p = subprocess.run([sys.executable, "-c", code], env=env_vars, capture_output=True, text=True, timeout=900)
+        line = next((l for l in p.stdout.splitlines() if l.startswith("RESULT")), None)
+        if line is None:
+            err = (p.stderr.strip().splitlines() or ["?"])[-1][:200]
+            print(f"  XLA_FLAGS={flags!r}: failed: {err}")
+            rows.append({"setting": f"XLA_FLAGS={flags!r}", "error": err})
+            continue
+        rows.append(row(f"protonet fused XLA_FLAGS={flags!r}", 1, json.loads(line[6:]), "protonet_omniglot_5w5s"))
+    return rows
+
+
+def write_atomic(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(payload, f, indent=2)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--quick", action="store_true", help="fewer calls and settings (a smoke run)")
+    ap.add_argument("--only", default="protonet,maml_omniglot,maml_sinusoid,memory,xla_flags")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args(argv)
+    sections = {
+        "protonet": lambda: bench_protonet(args.repeats, args.quick),
+        "maml_omniglot": lambda: bench_maml_omniglot(args.repeats, args.quick),
+        "maml_sinusoid": lambda: bench_maml_sinusoid(args.repeats, args.quick),
+        "memory": lambda: bench_memory(args.quick),
+        "xla_flags": lambda: bench_xla_flags(args.repeats, args.quick),
+    }
+    wanted = [s.strip() for s in args.only.split(",") if s.strip()]
+    previous = json.loads(args.out.read_text()) if args.out.exists() else {}
+    results = dict(previous.get("results", {}))
+    for name in wanted:
+        results[name] = {"rows": sections[name](), "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    payload = {
+        "benchmark": "bench_learners",
+        "peers_and_targets": PEERS,
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "jax": jax.__version__,
+                    "backend": jax.default_backend()},
+        "repeats": args.repeats,
+        "quick": args.quick,
+        "results": results,
+    }
+    write_atomic(args.out, payload)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""Conv-4 and MLP backbones: shapes, batch-statistics batch norm, grouped batch norm."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from metabench.baselines.backbones import (
+    batch_norm,
+    conv4_apply,
+    conv4_embed,
+    conv4_feature_size,
+    conv4_init,
+    mlp_apply,
+    mlp_init,
+)
+
+
+@pytest.mark.parametrize("shape,channels,feat", [((28, 28, 1), 64, 64), ((84, 84, 3), 32, 32 * 25), ((28, 28, 1), 16, 16)])
+def test_conv4_shapes(shape, channels, feat):
+    assert conv4_feature_size(shape, channels) == feat
+    params = conv4_init(jax.random.key(0), shape, channels=channels, n_out=5)
+    assert params["blocks"][0]["w"].shape == (3, 3, shape[-1], channels)
+    x = jax.random.uniform(jax.random.key(1), (3, *shape))
+    assert conv4_embed(params, x).shape == (3, feat)
+    assert conv4_apply(params, x).shape == (3, 5)
+
+
+def test_batch_norm_uses_batch_statistics_and_groups():
+    x = jax.random.normal(jax.random.key(0), (6, 4, 4, 3)) * 3 + 2
+    y = batch_norm(x, jnp.ones(3), jnp.zeros(3))
+    np.testing.assert_allclose(y.mean((0, 1, 2)), 0, atol=1e-5)
+    np.testing.assert_allclose(y.var((0, 1, 2)), 1, atol=1e-3)
+    g = batch_norm(x, jnp.ones(3), jnp.zeros(3), groups=2)
+    np.testing.assert_allclose(g[:3], batch_norm(x[:3], jnp.ones(3), jnp.zeros(3)), atol=1e-5)
+    np.testing.assert_allclose(g[3:], batch_norm(x[3:], jnp.ones(3), jnp.zeros(3)), atol=1e-5)
+    # transductive: an image's embedding depends on the rest of its batch
+    params = conv4_init(jax.random.key(1), (16, 16, 1), channels=4)
+    imgs = jax.random.uniform(jax.random.key(2), (4, 16, 16, 1))
+    assert not np.allclose(conv4_embed(params, imgs)[:2], conv4_embed(params, imgs[:2]))
+
+
+def test_mlp_shapes_and_init():
+    params = mlp_init(jax.random.key(0), (1, 40, 40, 1))
+    assert [l["w"].shape for l in params["layers"]] == [(1, 40), (40, 40), (40, 1)]
+    assert float(jnp.max(jnp.abs(params["layers"][0]["w"]))) <= 0.02  # truncated normal, std 0.01
+    assert mlp_apply(params, jnp.ones((7, 1))).shape == (7, 1)
+    a, b = mlp_init(jax.random.key(3)), mlp_init(jax.random.key(3))
+    assert all(np.array_equal(u, v) for u, v in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
+
+
+@pytest.mark.parametrize("size", [16, 28])
+def test_jit_vmap_gradient_matches_eager(size):
+    """Guards the pooling formulation: jit(grad(vmap(conv4_embed))) must equal its eager value."""
+    params = conv4_init(jax.random.key(0), (size, size, 1), channels=8)
+    x = jax.random.uniform(jax.random.key(1), (3, 10, size, size, 1))
+    ct = jax.random.normal(jax.random.key(2), (3, 10, 8))
+    f = lambda p: jnp.vdot(jax.vmap(lambda xi: conv4_embed(p, xi))(x), ct)  # noqa: E731
+    eager, jitted = jax.grad(f)(params), jax.jit(jax.grad(f))(params)
+    for a, b in zip(jax.tree_util.tree_leaves(eager), jax.tree_util.tree_leaves(jitted)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-3, atol=1e-4)
+
+
+def test_max_pool_matches_reduce_window():
+    from metabench.baselines.backbones import max_pool2, max_pool2_reduce_window
+
+    for n in (7, 8):
+        x = jax.random.normal(jax.random.key(n), (2, n, n, 3))
+        np.testing.assert_array_equal(max_pool2(x), max_pool2_reduce_window(x))
