@@ -107,7 +107,7 @@ def prepare(cfg: RunConfig, env: Any = None, mesh: Any = None) -> tuple[Any, str
     before the env is built, so a bad command fails in milliseconds.
     """
     import metabench
-    from metabench.learner import learner_class, learner_registry, make_config, make_learner
+    from metabench.learner import learner_class, learner_registry, learner_spec, make_config, make_learner
 
     learner_id = learner_registry.resolve(cfg.learner)
     cls = learner_class(learner_id)
@@ -117,7 +117,7 @@ def prepare(cfg: RunConfig, env: Any = None, mesh: Any = None) -> tuple[Any, str
             f"learner {learner_id!r} does not support {kind} envs like {cfg.env!r}; it supports: "
             f"{', '.join(sorted(cls.kinds)) or 'nothing'}"
         )
-    make_config(cls, {**metabench.learner.learner_spec(learner_id).defaults, **cfg.overrides},
+    make_config(cls, {**learner_spec(learner_id).defaults, **cfg.overrides},
                 where=f"learner {learner_id!r}")
     if env is None:
         env = metabench.make(cfg.env, **cfg.env_overrides)
@@ -279,7 +279,14 @@ def run_config(cfg: RunConfig, *, env: Any = None, mesh: Any = None, callback: C
     evaluated = best_state if best_state is not None else final_state
 
     t1 = time.perf_counter()
-    test_curves = evaluator.curves(evaluated, "test")
+    try:
+        test_curves = evaluator.curves(evaluated, "test")
+    except KeyboardInterrupt:
+        raise RunInterrupted(
+            f"interrupted during the test evaluation; training is complete and checkpointed in {ckpt}. "
+            f"Evaluate with: {resume_command(cfg)}",
+            ckpt,
+        ) from None
     eval_time = time.perf_counter() - t1
 
     record = build_record(
