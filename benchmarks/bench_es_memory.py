@@ -94,6 +94,9 @@ def worker_protonet(args: argparse.Namespace) -> dict:
     es8 = make_learner("es-protonet", env, mesh=mesh8, population=64, **common)
     compiled, _ = _compile_step(es8, env, 1)
     out["es_protonet_8dev_per_device"] = _memory(compiled)
+    es8b = make_learner("es-protonet", env, mesh=mesh8, population=64, candidate_batch=1, **common)
+    compiled, _ = _compile_step(es8b, env, 1)
+    out["es_protonet_8dev_per_device_candidate_batch1"] = _memory(compiled)
     mesh1 = Mesh(np.array(jax.devices()[:1]), ("pop",))
     es1 = make_learner("es-protonet", env, mesh=mesh1, population=64, candidate_batch=8, **common)
     compiled, _ = _compile_step(es1, env, 1)
@@ -144,6 +147,8 @@ def main() -> None:
     p.add_argument("--population", type=int, default=8)
     p.add_argument("--steps", type=int, nargs="+", default=[1, 5, 10, 20, 50])
     p.add_argument("--timeout", type=int, default=900)
+    p.add_argument("--parts", type=int, nargs="+", default=[1, 2],
+                   help="which parts to run; a part not run is kept from the existing results file")
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args()
     if args.worker == "maml":
@@ -157,14 +162,18 @@ def main() -> None:
 
     base = ["--channels", str(args.channels), "--ways", str(args.ways), "--queries", str(args.queries),
             "--meta-batch", str(args.meta_batch), "--population", str(args.population)]
-    part1 = []
-    for steps in args.steps:
+    old = json.loads(args.out.read_text()) if args.out.exists() else {}
+    part1 = [] if 1 in args.parts else old.get("part1_task_length", [])
+    for steps in args.steps if 1 in args.parts else []:
         row = {"inner_steps": steps}
         for learner in ("maml", "es-maml"):
             row[learner] = run_worker("maml", [*base, "--learner", learner, "--inner-steps", str(steps)], args.timeout)
             print(steps, learner, row[learner], flush=True)
         part1.append(row)
     ways2 = 10
+    if 2 not in args.parts:
+        write_atomic(args.out, {**old, "part1_task_length": part1})
+        return
     part2 = run_worker("protonet", ["--ways", str(ways2), "--queries", "15"], args.timeout, devices=8)
     print(part2, flush=True)
     analytic = {}
@@ -177,8 +186,10 @@ def main() -> None:
                 "jacobian_floats": d_psi * d_phi, "population_matrix_floats": pop * d_phi,
                 "jacobian_over_population": d_psi / pop,
             }
-        part2["measured_es_8dev_temp_over_backprop_temp"] = (
-            part2["es_protonet_8dev_per_device"]["temp_bytes"] / max(1, part2["backprop_protonet"]["temp_bytes"])
+        bp_temp = max(1, part2["backprop_protonet"]["temp_bytes"])
+        part2["measured_es_8dev_temp_over_backprop_temp"] = part2["es_protonet_8dev_per_device"]["temp_bytes"] / bp_temp
+        part2["measured_es_8dev_batch1_temp_over_backprop_temp"] = (
+            part2["es_protonet_8dev_per_device_candidate_batch1"]["temp_bytes"] / bp_temp
         )
         part2["population_matrix_bytes_per_device"] = 8 * d_phi * 4
     result = {

@@ -15,7 +15,10 @@ SCRIPT = Path(__file__).with_name("_mesh_check.py")
 
 @pytest.fixture(scope="module")
 def report() -> dict:
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
+    # a loaded machine can keep a simulated device from reaching a collective within XLA's 40 s
+    flags = ("--xla_force_host_platform_device_count=8 --xla_cpu_collective_timeout_seconds=300 "
+             "--xla_cpu_collective_call_terminate_timeout_seconds=300")
+    env = {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu"}
     proc = subprocess.run(
         [sys.executable, str(SCRIPT)], env=env, capture_output=True, text=True, timeout=300, check=False
     )
