@@ -12,8 +12,10 @@ directory (deleted afterwards) and measures:
    15-query 84x84 tasks (after one warm-up call).
 
 Steps 2-3 run once per JAX constants mode: JAX's default, where a jitted function embeds the
-arrays it closes over (the image pool) into the compiled program, and
-``JAX_USE_SIMPLIFIED_JAXPR_CONSTANTS=1``, where they are passed as arguments. Each run has a
+arrays it closes over into the compiled program, and ``JAX_USE_SIMPLIFIED_JAXPR_CONSTANTS=1``,
+where they are passed as arguments. Since the sampler passes the image pool to its compiled
+functions as arguments (``MetaEnv._data``), both modes should agree; before that change the
+default mode embedded the 1.27 GB pool and the first compile did not finish. Each run has a
 time limit and a resident-memory limit (the machine is shared); a run that exceeds either
 is killed and recorded as such.
 
