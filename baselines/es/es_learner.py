@@ -254,8 +254,9 @@ class ESLearner(Learner):
         opt = self.evosax.tell(k_tell, population, loss, opt)
         mu = self.evosax.mean(opt)
         finite = jnp.all(jnp.isfinite(loss)) & jnp.all(jnp.isfinite(mu))
+        mean, std, _ = finite_stats(loss)
         # evosax exposes no gradient; report the norm of its mean update instead
-        return mu, opt, jnp.mean(loss), jnp.std(loss), jnp.linalg.norm(mu - state.mu), finite
+        return mu, opt, mean, std, jnp.linalg.norm(mu - state.mu), finite
 
     def inner_state(self, state: ESState) -> Any:
         """The inner learner's state with its meta-parameters set to ``mu``."""

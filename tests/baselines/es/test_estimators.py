@@ -115,8 +115,10 @@ def test_nan_fitness_is_reported_not_raised() -> None:
         return jnp.where(p[0] > 0, jnp.nan, quad_fitness(p, tasks, key))
 
     for mode in ("local", "global"):
-        r = estimate(Estimator("wsr", population=16, sigma=0.1, mode=mode), nan_fitness, jnp.zeros(DIM), None, jax.random.key(0))
+        est = Estimator("wsr", population=16, sigma=0.1, mode=mode)
+        r = estimate(est, nan_fitness, jnp.zeros(DIM), None, jax.random.key(0))
         assert not bool(r.finite)
+        assert bool(jnp.isfinite(r.fitness_mean))  # metrics use the finite candidates only
     ok = estimate(Estimator("wsr", population=16, sigma=0.1), quad_fitness, jnp.zeros(DIM), None, jax.random.key(0))
     assert bool(ok.finite)
 
