@@ -289,19 +289,22 @@ def main(argv: list[str] | None = None) -> None:
     wanted = [s.strip() for s in args.only.split(",") if s.strip()]
     previous = json.loads(args.out.read_text()) if args.out.exists() else {}
     results = dict(previous.get("results", {}))
-    for name in wanted:
-        results[name] = {"rows": sections[name](), "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    payload = {
-        "benchmark": "bench_learners",
-        "peers_and_targets": PEERS,
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "jax": jax.__version__,
-                    "backend": jax.default_backend()},
-        "repeats": args.repeats,
-        "quick": args.quick,
-        "results": results,
-    }
-    write_atomic(args.out, payload)
-    print(f"wrote {args.out}")
+    for name in wanted:  # the file is rewritten after every section, so a cut-short run keeps what it measured
+        results[name] = {
+            "rows": sections[name](),
+            "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "repeats": args.repeats,
+            "quick": args.quick,
+        }
+        payload = {
+            "benchmark": "bench_learners",
+            "peers_and_targets": PEERS,
+            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "jax": jax.__version__,
+                        "backend": jax.default_backend()},
+            "results": results,
+        }
+        write_atomic(args.out, payload)
+        print(f"wrote {args.out} ({name})", flush=True)
 
 
 if __name__ == "__main__":
