@@ -28,6 +28,10 @@ classification >= 20w  0.1         5            5           16
 =====================  ==========  ===========  ==========  ==========
 
 ``learner.config`` holds the resolved values (so results record what actually ran).
+
+On RL envs (kind ``"rl"``) ``MAML(env, config)`` returns MAML for RL
+(``metabench.baselines.maml_rl.MamlRL``, Finn et al. 2017 section 5.3), built from the
+shared config names; its RL-only options are set through the ``maml-rl`` id.
 """
 
 from __future__ import annotations
@@ -63,7 +67,15 @@ def _defaults(env: Any) -> dict[str, Any]:
 class MAML(Learner):
     """Second- or first-order MAML over a vmapped (or sequentially mapped) meta-batch."""
 
-    kinds: ClassVar[frozenset[str]] = frozenset({"classification", "regression"})
+    kinds: ClassVar[frozenset[str]] = frozenset({"classification", "regression", "rl"})
+
+    def __new__(cls, env: Any, config: Any = None, mesh: Any = None) -> Any:
+        """On an RL env, ``MAML(env, config)`` is MAML for RL (``metabench.baselines.maml_rl``)."""
+        if cls is MAML and getattr(getattr(env, "spec", None), "kind", None) == "rl":
+            from metabench.baselines.maml_rl import MamlRL
+
+            return MamlRL.from_maml_config(env, config if config is not None else cls.Config(), mesh)
+        return super().__new__(cls)
 
     @dataclasses.dataclass(frozen=True)
     class Config(LearnerConfig):
@@ -78,8 +90,11 @@ class MAML(Learner):
         meta_reduce: ``"mean"`` (eq. 3.8) or ``"sum"`` (eq. 3.3) over the meta-batch.
         channels, depth: Conv-4 width/depth; hidden: MLP hidden sizes.
         inner_scan: run the inner loop with ``lax.scan`` instead of unrolling it.
-        task_map: ``"vmap"`` (tasks batched) or ``"map"`` (``lax.map``, one task at a time:
-            ungrouped convolutions, lower peak memory).
+        task_map: ``"vmap"`` (tasks batched; per-task weights become grouped convolutions),
+            ``"map"`` (``lax.map``: a while loop, one task at a time, lower peak memory) or
+            ``"unroll"`` (a Python loop over tasks: ungrouped convolutions, no while loop; compile
+            time grows with ``meta_batch``). On XLA CPU both grouped convolutions and
+            convolutions inside while loops were measured very slow (bench_learners.py).
         """
 
         meta_batch: int = 0
@@ -109,8 +124,8 @@ class MAML(Learner):
         c = dataclasses.replace(c, eval_inner_lr=c.inner_lr if c.eval_inner_lr is None else c.eval_inner_lr)
         if c.meta_reduce not in ("mean", "sum"):
             raise ConfigError(f"maml: meta_reduce must be 'mean' (eq. 3.8) or 'sum' (eq. 3.3), got {c.meta_reduce!r}")
-        if c.task_map not in ("vmap", "map"):
-            raise ConfigError(f"maml: task_map must be 'vmap' or 'map', got {c.task_map!r}")
+        if c.task_map not in ("vmap", "map", "unroll"):
+            raise ConfigError(f"maml: task_map must be 'vmap', 'map' or 'unroll', got {c.task_map!r}")
         for name in ("inner_steps", "eval_steps"):
             if getattr(c, name) < 0:
                 raise ConfigError(f"maml: {name} must be >= 0, got {getattr(c, name)}")
@@ -139,8 +154,12 @@ class MAML(Learner):
         """Meta-objective over a batch of tasks: mean (eq. 3.8) or sum (eq. 3.3) of query losses."""
         if self.config.task_map == "vmap":
             losses, metrics = jax.vmap(self.task_loss, (None, 0))(params, tasks)
-        else:
+        elif self.config.task_map == "map":
             losses, metrics = jax.lax.map(lambda t: self.task_loss(params, t), tasks)
+        else:  # "unroll": a Python loop over tasks, no while loop, ungrouped convolutions
+            n = jax.tree_util.tree_leaves(tasks)[0].shape[0]
+            outs = [self.task_loss(params, jax.tree_util.tree_map(lambda a: a[i], tasks)) for i in range(n)]
+            losses, metrics = jnp.stack([o[0] for o in outs]), jnp.stack([o[1] for o in outs])
         total = jnp.sum(losses) if self.config.meta_reduce == "sum" else jnp.mean(losses)
         return total, (jnp.mean(losses), jnp.mean(metrics))
 

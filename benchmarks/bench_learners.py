@@ -180,7 +180,7 @@ def bench_maml_omniglot(repeats: int, quick: bool) -> list[dict[str, Any]]:
     rows = []
     mb = 8 if quick else 32
     for fo in (False, True):
-        for task_map in ("vmap", "map"):
+        for task_map in ("unroll", "map", "vmap"):
             learner = metabench.make_learner("maml", env, first_order=fo, task_map=task_map, meta_batch=mb)
             run = _runners(learner, env, mb, 2)
             m = measure(run["fused"], 1, repeats)

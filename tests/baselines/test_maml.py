@@ -120,7 +120,7 @@ def test_scan_map_and_unrolled_variants_agree():
     state = ref.init(jax.random.key(0))
     tasks = env.sample_tasks(jax.random.key(1), 2)
     g0 = jax.jit(lambda p: ref.meta_grad(p, tasks)[0])(state.params)
-    for extra in (dict(inner_scan=True), dict(task_map="map")):
+    for extra in (dict(inner_scan=True), dict(task_map="map"), dict(task_map="unroll")):
         other = metabench.make_learner("maml", env, **base, **extra)
         g1 = jax.jit(lambda p: other.meta_grad(p, tasks)[0])(state.params)
         for a, b in zip(jax.tree_util.tree_leaves(g0), jax.tree_util.tree_leaves(g1)):
