@@ -90,7 +90,7 @@ class MAML(Learner):
         meta_reduce: ``"mean"`` (eq. 3.8) or ``"sum"`` (eq. 3.3) over the meta-batch.
         channels, depth: Conv-4 width/depth; hidden: MLP hidden sizes.
         inner_scan: run the inner loop with ``lax.scan`` instead of unrolling it.
-        task_map: ``"vmap"`` (tasks batched; per-task weights become grouped convolutions),
+        task_map: ``"auto"`` (``"vmap"`` for regression, ``"unroll"`` for images), ``"vmap"`` (tasks batched; per-task weights become grouped convolutions),
             ``"map"`` (``lax.map``: a while loop, one task at a time, lower peak memory) or
             ``"unroll"`` (a Python loop over tasks: ungrouped convolutions, no while loop; compile
             time grows with ``meta_batch``). On XLA CPU both grouped convolutions and
@@ -109,7 +109,7 @@ class MAML(Learner):
         depth: int = 4
         hidden: tuple[int, ...] = (40, 40)
         inner_scan: bool = False
-        task_map: str = "vmap"
+        task_map: str = "auto"
 
     def __init__(self, env: Any, config: Config, mesh: jax.sharding.Mesh | None = None):
         super().__init__(env, config, mesh)
@@ -122,6 +122,8 @@ class MAML(Learner):
             eval_steps=d["eval_steps"] if config.eval_steps is None else config.eval_steps,
         )
         c = dataclasses.replace(c, eval_inner_lr=c.inner_lr if c.eval_inner_lr is None else c.eval_inner_lr)
+        if c.task_map == "auto":
+            c = dataclasses.replace(c, task_map="unroll" if env.spec.kind == "classification" else "vmap")
         if c.meta_reduce not in ("mean", "sum"):
             raise ConfigError(f"maml: meta_reduce must be 'mean' (eq. 3.8) or 'sum' (eq. 3.3), got {c.meta_reduce!r}")
         if c.task_map not in ("vmap", "map", "unroll"):

@@ -24,6 +24,28 @@ The machine is shared (2 cores, several engineers): every number is a median ove
 (less sensitive to other processes than wall time) is reported as well. Data: the real
 ``omniglot-lite`` env when it can be built from ``$METABENCH_DATA``, otherwise a synthetic
 Omniglot-shaped env (28x28x1, same shapes, same compute).
+
+Findings, 2026-11-22 on the shared 2-core AMD EPYC (jax 0.10.2, XLA CPU; 1-min load
+average 3-6 during every run, so wall-clock rates are low; CPU ms per item is the steadier
+figure). All numbers were measured by this script (runs logged, medians of 2-5 repeats):
+
+* MAML sinusoid, second order, meta-batch 25: 23k tasks/s with a jitted sampler + jitted
+  step per iteration, 45k tasks/s with ``lax.scan`` over 100 fused iterations (target 20k:
+  met; 27x / 54x the learn2learn peer). First order: 27k / 74k.
+* Memory of second-order MAML (Omniglot 5w1s, meta-batch 4, XLA memory analysis): ~298 MB
+  at 1 inner step, +32 MB per unrolled step (589 MB at 10); with ``lax.scan`` +52 MB per
+  step (1288 MB at 20).
+* ProtoNet 5w5s: ~245 ms CPU per episode, 2.7-4 episodes/s wall under load (target 15:
+  NOT met). Max-pool gradient: ``reduce_window`` (select_and_scatter) 367 ms CPU/episode
+  vs 245 ms for the strided-slice maximum (-33%); reshape forms are as fast but were
+  miscompiled (see ``backbones.max_pool2``). im2col for the first conv: 260 -> 245 ms.
+  ``lax.scan`` over 20 training steps: 2918 ms CPU per episode, 12x WORSE (convolutions
+  inside an XLA CPU while loop are slow), so the harness should not scan conv steps.
+* MAML Omniglot 5w1s second order (meta-batch 8 in the quick run): ``task_map="unroll"``
+  256 ms CPU per task (3 tasks/s wall under load), ``lax.map`` 1946 ms (while loop, 7.6x
+  worse), ``vmap`` 2585 ms (per-task weights become grouped convolutions). Hence MAML's
+  ``task_map="auto"`` picks ``unroll`` for images, ``vmap`` for regression. Target 40
+  tasks/s: NOT met (~0.1x of the peer's 27 tasks/s in wall time under load).
 """
 
 from __future__ import annotations

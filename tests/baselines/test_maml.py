@@ -120,7 +120,7 @@ def test_scan_map_and_unrolled_variants_agree():
     state = ref.init(jax.random.key(0))
     tasks = env.sample_tasks(jax.random.key(1), 2)
     g0 = jax.jit(lambda p: ref.meta_grad(p, tasks)[0])(state.params)
-    for extra in (dict(inner_scan=True), dict(task_map="map"), dict(task_map="unroll")):
+    for extra in (dict(inner_scan=True), dict(task_map="map"), dict(task_map="vmap")):
         other = metabench.make_learner("maml", env, **base, **extra)
         g1 = jax.jit(lambda p: other.meta_grad(p, tasks)[0])(state.params)
         for a, b in zip(jax.tree_util.tree_leaves(g0), jax.tree_util.tree_leaves(g1)):
@@ -147,7 +147,8 @@ def test_config_resolution_and_string_overrides():
     assert metabench.make_learner("maml-fo", sin).config.first_order is True
     img = _image_env()
     c = metabench.make_learner("maml", img, channels=4).config
-    assert (c.inner_lr, c.inner_steps, c.eval_steps, c.meta_batch) == (0.4, 1, 3, 32)
+    assert (c.inner_lr, c.inner_steps, c.eval_steps, c.meta_batch, c.task_map) == (0.4, 1, 3, 32, "unroll")
+    assert metabench.make_learner("maml", sin).config.task_map == "vmap"
     with pytest.raises(ConfigError, match="inner_step"):
         metabench.make_learner("maml", sin, inner_stpes=2)
 
