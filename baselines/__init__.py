@@ -22,6 +22,17 @@ register_learner(
     "maml-fo", "metabench.baselines.maml:MAML", "first-order MAML (eq. 3.7 of seed 002)", defaults={"first_order": True}
 )
 register_learner(
+    "maml-rl",
+    "metabench.baselines.maml_rl:MamlRL",
+    "MAML for RL: Gaussian MLP policy, VPG inner step, PPO-clip outer step (Finn et al. 2017 sec. 5.3); `maml` on RL envs",
+)
+register_learner(
+    "random-policy",
+    "metabench.baselines.maml_rl:MamlRL",
+    "untrained Gaussian MLP policy adapted with MAML-RL's inner loop and budget (the reference MAML must beat)",
+    defaults={"meta_train": False},
+)
+register_learner(
     "pretrain-finetune",
     "metabench.baselines.finetune:PretrainFinetune",
     "pretrain on all tasks jointly, fine-tune with SGD (Finn et al. 2017 Fig. 2); from scratch for classification",

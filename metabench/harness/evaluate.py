@@ -27,13 +27,20 @@ def eval_key(env: Any, split: str) -> jax.Array:
 
 
 class Evaluator:
-    """Runs ``learner.eval_curve`` over frozen eval tasks in jitted, vmapped batches."""
+    """Runs ``learner.eval_curve`` over frozen eval tasks in jitted, vmapped batches.
+
+    A learner with ``jittable = False`` (host-simulated envs) provides
+    ``eval_curves(state, tasks, keys) -> float32[N, S]`` for a batch instead.
+    """
 
     def __init__(self, learner: Any, env: Any, batch_size: int = 50):
         self.learner = learner
         self.env = env
         self.batch_size = batch_size
-        self._fn: Callable[..., jax.Array] = jax.jit(jax.vmap(learner.eval_curve, in_axes=(None, 0, 0)))
+        if getattr(learner, "jittable", True):
+            self._fn: Callable[..., Any] = jax.jit(jax.vmap(learner.eval_curve, in_axes=(None, 0, 0)))
+        else:  # host-simulated envs (MuJoCo): the learner batches (and jits) itself
+            self._fn = learner.eval_curves
 
     def curves(self, state: Any, split: str = "test", n_tasks: int | None = None) -> np.ndarray:
         """Per-task curves ``float32[n_tasks, S]`` on the first ``n_tasks`` frozen tasks of ``split``."""

@@ -188,7 +188,8 @@ def run_config(cfg: RunConfig, *, env: Any = None, mesh: Any = None, callback: C
         k_task, k_learn = jax.random.split(jax.random.fold_in(train_key, t))
         return learner.meta_train_step(state, env.sample_tasks(k_task, meta_batch, "train"), k_learn)
 
-    train_step = jax.jit(fused)
+    # learners that simulate on the host (MuJoCo MAML-RL) set jittable = False and jit inside
+    train_step = jax.jit(fused) if getattr(learner, "jittable", True) else fused
     evaluator = Evaluator(learner, env, cfg.eval_batch)
     last_ckpt: dict[str, Any] = {"step": step if resumed_from is not None else None}
     pending: list[tuple[int, jax.Array]] = []

@@ -1,0 +1,59 @@
+"""Gaussian MLP policy of MAML for RL (Finn et al. 2017, section 5.3; rllab ``GaussianMLPPolicy``).
+
+``mean = MLP(obs)`` (ReLU hidden layers, linear output), a state-independent learned
+``log_std`` per action dimension, ``a ~ N(mean, exp(log_std)^2)``. Parameters are a plain
+dict pytree ``{"layers": ((w, b), ...), "log_std": float32[A]}`` so MAML's inner loop can
+update them with ``tree_map`` and differentiate through the update. Layers use Glorot
+(Xavier) uniform weights and zero biases, as rllab does.
+
+The functions are module-level (not closures), so one compiled rollout serves every
+policy of the same shapes (``metabench.rollout`` caches on ``policy_apply``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+Params = dict[str, Any]
+
+
+def init_policy(
+    key: jax.Array, obs_dim: int, act_dim: int, hidden: tuple[int, ...] = (100, 100), log_std: float = 0.0
+) -> Params:
+    """Parameters of an ``obs_dim -> hidden... -> act_dim`` Gaussian policy."""
+    sizes = (int(obs_dim), *map(int, hidden), int(act_dim))
+    layers = []
+    for k, (n_in, n_out) in zip(jax.random.split(key, len(sizes) - 1), zip(sizes[:-1], sizes[1:])):
+        lim = math.sqrt(6.0 / (n_in + n_out))
+        w = jax.random.uniform(k, (n_in, n_out), jnp.float32, -lim, lim)
+        layers.append((w, jnp.zeros((n_out,), jnp.float32)))
+    return {"layers": tuple(layers), "log_std": jnp.full((int(act_dim),), log_std, jnp.float32)}
+
+
+def policy_mean(params: Params, obs: jax.Array) -> jax.Array:
+    """``float32[..., A]`` mean action of ``obs: float[..., D]``."""
+    h = jnp.asarray(obs, jnp.float32)
+    layers = params["layers"]
+    for i, (w, b) in enumerate(layers):
+        h = h @ w + b
+        if i < len(layers) - 1:
+            h = jax.nn.relu(h)
+    return h
+
+
+def sample_action(params: Params, obs: jax.Array, key: jax.Array) -> jax.Array:
+    """One action ``float32[A]`` for one observation (the ``policy_apply`` of ``metabench.rollout``)."""
+    mean = policy_mean(params, obs)
+    return mean + jnp.exp(params["log_std"]) * jax.random.normal(key, mean.shape, jnp.float32)
+
+
+def log_prob(params: Params, obs: jax.Array, actions: jax.Array) -> jax.Array:
+    """``float32[...]``: log-density of ``actions: [..., A]`` taken in ``obs: [..., D]``."""
+    mean = policy_mean(params, obs)
+    log_std = params["log_std"]
+    z = (jnp.asarray(actions, jnp.float32) - mean) * jnp.exp(-log_std)
+    return jnp.sum(-0.5 * z**2 - log_std - 0.5 * math.log(2 * math.pi), axis=-1)

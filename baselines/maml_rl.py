@@ -1,0 +1,343 @@
+"""MAML for reinforcement learning (Finn et al. 2017, section 5.3; Algorithm 3 of seed 002).
+
+For each task ``T_i`` of a meta-batch (Algorithm 3):
+
+1. sample ``episodes`` trajectories ``D_i`` with the Gaussian MLP policy ``pi_theta``;
+2. inner step (vanilla policy gradient, REINFORCE with the linear feature baseline fitted
+   on ``D_i``, ``metabench.baselines._rl_baseline``)::
+
+       theta'_i = theta - inner_lr * grad_theta L_i(theta; D_i),
+       L_i(theta; D) = - sum_t mask_t log pi_theta(a_t | s_t) A_t / sum_t mask_t
+
+   (``inner_steps`` times, re-sampling with the current adapted policy before each step);
+3. sample ``episodes`` trajectories ``D'_i`` with ``pi_theta'_i``.
+
+Outer step: the PPO clipped surrogate (Schulman et al. 2017) of the *adapted* policies,
+``- mean_i sum_t mask_t min(rho_t A'_t, clip(rho_t, 1 - clip, 1 + clip) A'_t) / sum_t mask_t``
+with ``rho_t = pi_{theta'_i(theta)}(a_t | s_t) / pi_{theta'_i, old}(a_t | s_t)``, minimised
+with Adam (``meta_lr``) for ``outer_epochs`` epochs on the same samples. ``theta'_i(theta)``
+is recomputed from the fixed ``D_i`` in every epoch, so the meta-gradient differentiates
+through the inner update (second order, Hessian-vector products of the inner loss;
+``first_order=True`` drops them, eq. 3.7). Like Finn et al.'s code it ignores the
+dependence of the sampling distribution of ``D_i`` on ``theta``. Finn et al. used TRPO for
+the outer step; the clipped surrogate (as in ProMP's "MAML-PPO", Rothfuss et al. 2019,
+whose ``clip = 0.3``, 5 epochs, Adam ``1e-3`` are the defaults here) needs no
+conjugate gradient or line search and keeps the step one jitted function.
+
+Defaults follow Finn et al. (section 5.3 and their rllab scripts): policy MLP 2 x 100 ReLU
+with a state-independent log-std (initial std 1), inner lr 0.1, 1 inner step in
+training, 20 trajectories per task, discount 0.99, meta-batch 20 (JAX nav envs) / 40
+(MuJoCo), evaluation after 0..3 adaptation steps (their Fig. 5).
+
+JAX envs (``env.functional``): rollouts are ``lax.scan`` inside the step, so the whole
+``meta_train_step`` and ``eval_curve`` jit (the harness jits and vmaps them). MuJoCo
+envs are simulated on the host: ``jittable = False`` tells the harness to call
+``meta_train_step`` un-jitted and to evaluate with ``eval_curves`` (one vector rollout
+per adaptation step for the whole batch of tasks); only the gradient computations are
+jitted there.
+
+The same learner is reached as ``maml`` on RL envs (``MAML`` dispatches here; shared config
+names ``meta_batch``, ``inner_lr``, ``inner_steps``, ``eval_steps``, ``eval_inner_lr``,
+``meta_lr``, ``first_order``), as ``maml-rl`` (all RL options settable) and as
+``random-policy`` (``meta_train=False``: the untrained initialisation, adapted with the
+same inner loop and budget).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from metabench.baselines._policy import init_policy, log_prob, policy_mean, sample_action
+from metabench.baselines._rl_baseline import advantages
+from metabench.baselines.maml import MamlState
+from metabench.errors import ConfigError
+from metabench.learner import Learner, LearnerConfig
+from metabench.rollout import Trajectories, episode_returns, rollout, rollout_tasks
+from metabench.tasks import PRNGKey
+
+
+def _tree_index(tree: Any, i: int) -> Any:
+    return jax.tree_util.tree_map(lambda x: x[i], tree)
+
+
+class MamlRL(Learner):
+    """MAML for RL with a Gaussian MLP policy, VPG inner steps and a PPO outer step (module docstring)."""
+
+    kinds: ClassVar[frozenset[str]] = frozenset({"rl"})
+
+    @dataclasses.dataclass(frozen=True)
+    class Config(LearnerConfig):
+        """MAML-RL hyperparameters (Finn et al. 2017 section 5.3 unless noted).
+
+        meta_batch: tasks per meta-update (0: 20 for JAX envs, 40 for MuJoCo).
+        inner_lr, inner_steps: VPG step size alpha and steps in meta-training.
+        eval_steps, eval_inner_lr: adaptation steps / step size at evaluation
+            (``eval_curve`` has ``eval_steps + 1`` entries); ``eval_inner_lr`` defaults to ``inner_lr``.
+        meta_lr: Adam step size of the outer PPO step; outer_epochs: Adam steps per batch of samples;
+            clip: PPO clip range (ProMP's MAML-PPO values).
+        first_order: drop the second-order term (eq. 3.7).
+        hidden: policy hidden sizes; log_std_init: initial log standard deviation.
+        episodes: trajectories per task and adaptation step (training); eval_episodes: at
+            evaluation (0: ``episodes``); horizon: steps per trajectory (0: ``env.max_steps``).
+        discount: gamma of the returns the baseline and advantages use.
+        meta_train: False keeps the initialisation (the ``random-policy`` reference).
+        """
+
+        meta_batch: int = 0
+        inner_lr: float = 0.1
+        inner_steps: int = 1
+        eval_steps: int = 3
+        eval_inner_lr: float | None = None
+        meta_lr: float = 1e-3
+        outer_epochs: int = 5
+        clip: float = 0.3
+        first_order: bool = False
+        hidden: tuple[int, ...] = (100, 100)
+        log_std_init: float = 0.0
+        episodes: int = 20
+        eval_episodes: int = 0
+        horizon: int = 0
+        discount: float = 0.99
+        meta_train: bool = True
+
+    def __init__(self, env: Any, config: Config, mesh: jax.sharding.Mesh | None = None):
+        super().__init__(env, config, mesh)
+        host = not getattr(env, "functional", True)
+        c = dataclasses.replace(
+            config,
+            meta_batch=config.meta_batch or (40 if host else 20),
+            eval_episodes=config.eval_episodes or config.episodes,
+            horizon=config.horizon or int(env.max_steps),
+        )
+        c = dataclasses.replace(c, eval_inner_lr=c.inner_lr if c.eval_inner_lr is None else c.eval_inner_lr)
+        for name, low in (("meta_batch", 1), ("inner_steps", 1), ("eval_steps", 0), ("outer_epochs", 1),
+                          ("episodes", 1), ("eval_episodes", 1), ("horizon", 1)):
+            if getattr(c, name) < low:
+                raise ConfigError(f"maml-rl: {name} must be >= {low}, got {getattr(c, name)}")
+        if not 0.0 < c.discount <= 1.0:
+            raise ConfigError(f"maml-rl: discount must lie in (0, 1], got {c.discount}")
+        if not c.clip > 0.0:
+            raise ConfigError(f"maml-rl: clip must be > 0, got {c.clip}")
+        if len(env.observation_space.shape) != 1 or len(env.action_space.shape) != 1:
+            raise ConfigError(f"maml-rl: needs flat observations and actions, {env.spec.id} has "
+                              f"{env.observation_space.shape} and {env.action_space.shape}")
+        self.config = c
+        self.host = host
+        #: False for host-simulated envs: the harness must not jit meta_train_step / eval_curve
+        self.jittable = not host
+        self.obs_dim = int(env.observation_space.shape[0])
+        self.act_dim = int(env.action_space.shape[0])
+        self.optimizer = optax.adam(c.meta_lr)
+        if host:
+            self._inner_batch = jax.jit(jax.vmap(self._inner_step_fo, in_axes=(0, 0, None)))
+            self._returns = jax.jit(lambda t: episode_returns(t).mean(-1))
+            self._post_stats = jax.jit(jax.vmap(self._post_stats_one))
+            self._outer = jax.jit(self._outer_update)
+
+    @classmethod
+    def from_maml_config(cls, env: Any, config: Any, mesh: Any = None) -> MamlRL:
+        """Build from a supervised ``MAML.Config`` (the ``maml`` id on an RL env).
+
+        The shared names carry over where set; the supervised backbone options (``channels``,
+        ``depth``, ``hidden`` left at its supervised default, ...) do not apply: the policy is
+        Finn et al.'s 2 x 100 MLP unless ``hidden`` was changed.
+        """
+        from metabench.baselines.maml import MAML
+
+        default = MAML.Config()
+        kw: dict[str, Any] = {"meta_batch": config.meta_batch, "meta_lr": config.meta_lr,
+                              "first_order": config.first_order}
+        for name in ("inner_lr", "inner_steps", "eval_steps", "eval_inner_lr"):
+            if getattr(config, name) is not None:
+                kw[name] = getattr(config, name)
+        if tuple(config.hidden) != tuple(default.hidden):
+            kw["hidden"] = tuple(config.hidden)
+        return cls(env, cls.Config(**kw), mesh)
+
+    # -- losses on one task's trajectories [E, T] -----------------------------------------------
+    def inner_loss(self, params: Any, traj: Trajectories) -> jax.Array:
+        """REINFORCE surrogate with the task's linear feature baseline (normalised advantages)."""
+        mask = jnp.asarray(traj.mask, jnp.float32)
+        adv = advantages(traj.obs, traj.rewards, mask, self.config.discount)
+        lp = log_prob(params, traj.obs, traj.actions)
+        return -jnp.sum(mask * lp * adv) / jnp.maximum(mask.sum(), 1.0)
+
+    def inner_step(self, params: Any, traj: Trajectories, lr: float, first_order: bool = False) -> Any:
+        """``theta - lr * grad inner_loss(theta; traj)`` (differentiable unless ``first_order``)."""
+        g = jax.grad(self.inner_loss)(params, traj)
+        if first_order:
+            g = jax.lax.stop_gradient(g)
+        return jax.tree_util.tree_map(lambda p, gi: p - lr * gi, params, g)
+
+    def _inner_step_fo(self, params: Any, traj: Trajectories, lr: float) -> Any:
+        return self.inner_step(params, traj, lr, True)
+
+    def adapt_chain(self, params: Any, pre: Trajectories) -> Any:
+        """``theta'_i(theta)``: the training inner steps on fixed samples ``pre`` ``[K, E, T]``."""
+        for k in range(self.config.inner_steps):
+            params = self.inner_step(params, _tree_index(pre, k), self.config.inner_lr, self.config.first_order)
+        return params
+
+    def ppo_loss(self, params: Any, pre: Trajectories, post: Trajectories, old_logp: jax.Array, adv: jax.Array) -> jax.Array:
+        """Clipped surrogate of the adapted policy ``theta'_i(params)`` on the post-update samples of one task."""
+        return self.surrogate(self.adapt_chain(params, pre), post, old_logp, adv)
+
+    def surrogate(self, adapted: Any, post: Trajectories, old_logp: jax.Array, adv: jax.Array) -> jax.Array:
+        """PPO clipped surrogate (to minimise) of policy ``adapted`` on samples ``post [E, T]``."""
+        mask = jnp.asarray(post.mask, jnp.float32)
+        ratio = jnp.exp(log_prob(adapted, post.obs, post.actions) - old_logp)
+        eps = self.config.clip
+        surr = jnp.minimum(ratio * adv, jnp.clip(ratio, 1.0 - eps, 1.0 + eps) * adv)
+        return -jnp.sum(mask * surr) / jnp.maximum(mask.sum(), 1.0)
+
+    def _post_stats_one(self, adapted: Any, post: Trajectories) -> tuple[jax.Array, jax.Array]:
+        mask = jnp.asarray(post.mask, jnp.float32)
+        old = jax.lax.stop_gradient(log_prob(adapted, post.obs, post.actions))
+        return old, advantages(post.obs, post.rewards, mask, self.config.discount)
+
+    # -- sampling (JAX envs: one task, jittable) ----------------------------------------------------
+    def _collect_one(self, params: Any, task: Any, key: PRNGKey) -> tuple[Trajectories, Trajectories, Any]:
+        """``(pre [K, E, T], post [E, T], adapted params)`` of one task: Algorithm 3 lines 5-8."""
+        c = self.config
+        pres = []
+        for k in range(c.inner_steps):
+            traj = rollout(self.env, sample_action, params, task, jax.random.fold_in(key, k), c.episodes, c.horizon)
+            pres.append(traj)
+            params = self._inner_step_fo(params, traj, c.inner_lr)
+        post = rollout(self.env, sample_action, params, task, jax.random.fold_in(key, c.inner_steps), c.episodes, c.horizon)
+        pre = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *pres)
+        return pre, post, params
+
+    def _outer_update(self, state: MamlState, pre: Trajectories, post: Trajectories, old_logp: jax.Array,
+                      adv: jax.Array) -> tuple[MamlState, jax.Array]:
+        """``outer_epochs`` Adam steps on the mean clipped surrogate over tasks; returns the first loss."""
+
+        def loss_fn(p: Any) -> jax.Array:
+            return jnp.mean(jax.vmap(self.ppo_loss, (None, 0, 0, 0, 0))(p, pre, post, old_logp, adv))
+
+        def epoch(carry: tuple[Any, Any], _: Any) -> tuple[tuple[Any, Any], jax.Array]:
+            params, opt_state = carry
+            loss, g = jax.value_and_grad(loss_fn)(params)
+            updates, opt_state = self.optimizer.update(g, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), loss
+
+        (params, opt_state), losses = jax.lax.scan(epoch, (state.params, state.opt_state), None,
+                                                   length=self.config.outer_epochs)
+        return MamlState(params, opt_state, state.step + 1), losses[-1]
+
+    # -- the contract ---------------------------------------------------------------------------------
+    def init(self, key: PRNGKey) -> MamlState:
+        c = self.config
+        params = init_policy(key, self.obs_dim, self.act_dim, tuple(c.hidden), c.log_std_init)
+        return MamlState(params, self.optimizer.init(params), jnp.zeros((), jnp.int32))
+
+    def meta_train_step(self, state: MamlState, tasks: Any, key: PRNGKey) -> tuple[MamlState, dict]:
+        """One meta-update on ``meta_batch`` tasks; metrics: ``loss`` (the last epoch's surrogate),
+        ``return_pre`` / ``return_post`` (mean episode return before / after the inner steps)."""
+        if not self.config.meta_train:
+            zero = jnp.zeros((), jnp.float32)
+            return state._replace(step=state.step + 1), {"loss": zero, "return_pre": zero, "return_post": zero}
+        if self.host:
+            return self._host_train_step(state, tasks, key)
+        n = jax.tree_util.tree_leaves(tasks)[0].shape[0]
+        pre, post, adapted = jax.vmap(self._collect_one, (None, 0, 0))(state.params, tasks, jax.random.split(key, n))
+        old_logp, adv = jax.vmap(self._post_stats_one)(adapted, post)
+        new, loss = self._outer_update(state, pre, post, old_logp, adv)
+        ret_pre = episode_returns(_tree_index_axis1(pre, 0)).mean()
+        return new, {"loss": loss, "return_pre": ret_pre, "return_post": episode_returns(post).mean()}
+
+    def _host_train_step(self, state: MamlState, tasks: Any, key: PRNGKey) -> tuple[MamlState, dict]:
+        c = self.config
+        n = int(np.shape(jax.tree_util.tree_leaves(tasks)[0])[0])
+        params = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (n, *x.shape)), state.params)
+        pres = []
+        for k in range(c.inner_steps):
+            traj = rollout_tasks(self.env, sample_action, params, tasks, jax.random.fold_in(key, k), c.episodes,
+                                 c.horizon, per_task_policy=True)
+            traj = jax.tree_util.tree_map(jnp.asarray, traj)
+            pres.append(traj)
+            params = self._inner_batch(params, traj, c.inner_lr)
+        post = rollout_tasks(self.env, sample_action, params, tasks, jax.random.fold_in(key, c.inner_steps),
+                             c.episodes, c.horizon, per_task_policy=True)
+        post = jax.tree_util.tree_map(jnp.asarray, post)
+        pre = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs, axis=1), *pres)  # [N, K, E, T]
+        old_logp, adv = self._post_stats(params, post)
+        new, loss = self._outer(state, pre, post, old_logp, adv)
+        return new, {"loss": loss, "return_pre": self._returns(pres[0]).mean(),
+                     "return_post": self._returns(post).mean()}
+
+    # -- evaluation -----------------------------------------------------------------------------------
+    def adaptation_trajectories(self, state: MamlState, task: Any, key: PRNGKey) -> Trajectories:
+        """``Trajectories [eval_steps + 1, eval_episodes, T]``: samples of the policy after 0..S steps.
+
+        Step ``s`` samples ``eval_episodes`` trajectories with the current (adapted) policy
+        from ``fold_in(key, s)``, then takes one inner step on them (Finn et al. Fig. 5).
+        JAX envs only (jittable, vmappable over tasks); host envs: ``eval_curves``.
+        """
+        if self.host:
+            raise ConfigError(f"{self.env.spec.id} is simulated on the host: use eval_curves(state, tasks, keys)")
+        c = self.config
+        params, out = state.params, []
+        for s in range(c.eval_steps + 1):
+            traj = rollout(self.env, sample_action, params, task, jax.random.fold_in(key, s), c.eval_episodes, c.horizon)
+            out.append(traj)
+            if s < c.eval_steps:
+                params = self._inner_step_fo(params, traj, c.eval_inner_lr)
+        return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *out)
+
+    def eval_curve(self, state: MamlState, task: Any, key: PRNGKey) -> jax.Array:
+        """``float32[eval_steps + 1]``: mean return after 0, 1, ..., ``eval_steps`` adaptation steps."""
+        if self.host:
+            task = jax.tree_util.tree_map(lambda x: jnp.asarray(x)[None], task)
+            return jnp.asarray(self.eval_curves(state, task, jnp.stack([key]))[0])
+        return episode_returns(self.adaptation_trajectories(state, task, key)).mean(-1).astype(jnp.float32)
+
+    def eval_curves(self, state: MamlState, tasks: Any, keys: PRNGKey) -> np.ndarray:
+        """``float32[N, eval_steps + 1]`` for a batch of tasks (the harness's path for host envs).
+
+        JAX envs: ``vmap(eval_curve)``. Host envs: one vector rollout of ``N * eval_episodes``
+        envs per adaptation step, seeded by ``fold_in(keys[0], s)`` (so a task's curve depends
+        on the batch it is evaluated in; the harness's batches are fixed).
+        """
+        if not self.host:
+            return np.asarray(jax.jit(jax.vmap(self.eval_curve, in_axes=(None, 0, 0)))(state, tasks, keys))
+        c = self.config
+        n = int(np.shape(jax.tree_util.tree_leaves(tasks)[0])[0])
+        params = jax.block_until_ready(jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (n, *x.shape)), state.params))
+        curves = []
+        for s in range(c.eval_steps + 1):
+            traj = rollout_tasks(self.env, sample_action, params, tasks, jax.random.fold_in(keys[0], s),
+                                 c.eval_episodes, c.horizon, per_task_policy=True)
+            traj = jax.tree_util.tree_map(jnp.asarray, traj)
+            curves.append(np.asarray(self._returns(traj)))
+            if s < c.eval_steps:
+                params = self._inner_batch(params, traj, c.eval_inner_lr)
+        return np.stack(curves, axis=1).astype(np.float32)
+
+    def adapt(self, state: MamlState, support: Any, key: PRNGKey) -> Any:
+        """Policy parameters after ``eval_steps`` adaptation steps on task ``support`` (RL: the task)."""
+        if self.host:
+            raise ConfigError(f"{self.env.spec.id} is simulated on the host: use eval_curves(state, tasks, keys)")
+        c = self.config
+        params = state.params
+        for s in range(c.eval_steps):
+            traj = rollout(self.env, sample_action, params, support, jax.random.fold_in(key, s), c.eval_episodes, c.horizon)
+            params = self._inner_step_fo(params, traj, c.eval_inner_lr)
+        return params
+
+    def predict(self, state: MamlState, adapted: Any, x: jax.Array) -> jax.Array:
+        """Mean action ``float32[..., A]`` of the adapted policy for observations ``x``."""
+        return policy_mean(adapted, x)
+
+
+def _tree_index_axis1(tree: Any, i: int) -> Any:
+    return jax.tree_util.tree_map(lambda x: x[:, i], tree)
+
+
+__all__ = ["MamlRL"]

@@ -1,0 +1,247 @@
+"""MAML for RL (baselines/maml_rl.py, _policy.py, _rl_baseline.py) and RL runs through the harness."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import metabench
+import metabench.baselines  # noqa: F401  (registers the learners)
+from metabench.baselines._policy import init_policy, log_prob, policy_mean, sample_action
+from metabench.baselines._rl_baseline import advantages, discounted_returns, features, fit_baseline
+from metabench.baselines.maml import MAML
+from metabench.baselines.maml_rl import MamlRL
+from metabench.errors import ConfigError
+from metabench.learner import make_learner
+from metabench.rollout import Trajectories, episode_returns
+
+TINY = {"meta_batch": 2, "episodes": 2, "eval_episodes": 2, "horizon": 8, "hidden": (8,), "outer_epochs": 2}
+
+
+def _leaves_equal(a, b) -> bool:
+    return all(np.array_equal(x, y) for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
+
+
+# -- policy ----------------------------------------------------------------------------------
+
+
+def test_log_prob_is_the_diagonal_gaussian_density():
+    p = init_policy(jax.random.key(0), 3, 2, (5,), log_std=-0.5)
+    p = {**p, "log_std": jnp.array([-0.5, 0.3])}
+    obs = jax.random.normal(jax.random.key(1), (7, 3))
+    act = jax.random.normal(jax.random.key(2), (7, 2))
+    want = jax.scipy.stats.norm.logpdf(act, policy_mean(p, obs), jnp.exp(p["log_std"])).sum(-1)
+    np.testing.assert_allclose(log_prob(p, obs, act), want, rtol=1e-5, atol=1e-5)
+
+
+def test_sample_action_has_the_policy_mean_and_std():
+    p = init_policy(jax.random.key(0), 2, 2, (4,), log_std=math.log(0.5))
+    obs = jnp.array([0.3, -0.2])
+    acts = jax.vmap(lambda k: sample_action(p, obs, k))(jax.random.split(jax.random.key(3), 20000))
+    np.testing.assert_allclose(acts.mean(0), policy_mean(p, obs), atol=0.02)
+    np.testing.assert_allclose(acts.std(0), [0.5, 0.5], atol=0.02)
+
+
+# -- returns, baseline, advantages -------------------------------------------------------------
+
+
+def test_discounted_returns_match_a_loop_and_ignore_masked_rewards():
+    r = np.random.default_rng(0).normal(size=(3, 6)).astype(np.float32)
+    mask = np.ones((3, 6), np.float32)
+    mask[1, 4:] = 0
+    want = np.zeros_like(r)
+    for e in range(3):
+        acc = 0.0
+        for t in reversed(range(6)):
+            acc = r[e, t] * mask[e, t] + 0.9 * acc
+            want[e, t] = acc
+    np.testing.assert_allclose(discounted_returns(r, mask, 0.9), want, rtol=1e-5)
+
+
+def test_linear_baseline_recovers_a_linear_target_on_valid_steps():
+    obs = jax.random.uniform(jax.random.key(0), (4, 10, 2), minval=-1, maxval=1)
+    mask = jnp.ones((4, 10)).at[2, 7:].set(0.0)
+    f = features(obs, mask)
+    assert f.shape == (4, 10, 8) and float(jnp.abs(f[2, 7:]).sum()) == 0.0
+    w_true = jnp.arange(1.0, 9.0) / 4
+    y = f @ w_true
+    w = fit_baseline(f, y, mask)
+    np.testing.assert_allclose(f @ w, y, atol=2e-2)
+
+
+def test_spd_solve_matches_numpy():
+    from metabench.baselines._rl_baseline import spd_solve
+
+    m = np.random.default_rng(1).normal(size=(9, 6))
+    a = (m.T @ m + 0.1 * np.eye(6)).astype(np.float32)
+    b = np.arange(6, dtype=np.float32)
+    np.testing.assert_allclose(spd_solve(jnp.asarray(a), jnp.asarray(b)), np.linalg.solve(a, b), rtol=1e-3, atol=1e-3)
+    assert not np.all(np.isfinite(np.asarray(spd_solve(jnp.zeros((3, 3)), jnp.ones(3)))))
+
+
+def test_advantages_are_normalised_over_valid_steps_and_zero_elsewhere():
+    k1, k2 = jax.random.split(jax.random.key(0))
+    obs = jax.random.normal(k1, (5, 12, 3))
+    rew = jax.random.normal(k2, (5, 12))
+    mask = jnp.ones((5, 12)).at[0, 6:].set(0.0)
+    adv = advantages(obs, rew, mask, 0.99)
+    valid = np.asarray(adv)[np.asarray(mask) > 0]
+    assert abs(valid.mean()) < 1e-4 and abs(valid.std() - 1.0) < 1e-3
+    assert float(jnp.abs(adv[0, 6:]).sum()) == 0.0
+
+
+# -- the learner --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def point_nav():
+    return metabench.make("point-nav")
+
+
+def test_maml_id_on_an_rl_env_is_maml_rl_with_finns_settings(point_nav):
+    learner = make_learner("maml", point_nav)
+    assert isinstance(learner, MamlRL)
+    c = learner.config
+    assert (c.inner_lr, c.inner_steps, c.eval_steps, c.meta_batch, c.episodes) == (0.1, 1, 3, 20, 20)
+    assert tuple(c.hidden) == (100, 100) and c.horizon == point_nav.max_steps
+    shared = make_learner("maml-fo", point_nav, inner_lr=0.05, eval_steps=2, meta_batch=4)
+    assert isinstance(shared, MamlRL)
+    assert (shared.config.inner_lr, shared.config.eval_steps, shared.config.meta_batch) == (0.05, 2, 4)
+    assert shared.config.first_order is True
+    # supervised envs still get the supervised MAML
+    assert type(make_learner("maml", metabench.make("sinusoid-5s"))) is MAML
+
+
+def test_config_errors(point_nav):
+    with pytest.raises(ConfigError, match="horizon"):
+        make_learner("maml-rl", point_nav, horizon=-1)
+    with pytest.raises(ConfigError, match="discount"):
+        make_learner("maml-rl", point_nav, discount=1.5)
+    with pytest.raises(ConfigError, match="does not support"):
+        make_learner("maml-rl", metabench.make("sinusoid-5s"))
+
+
+def test_first_order_meta_gradient_is_the_gradient_at_the_adapted_params(point_nav):
+    """eq. 3.7: with first_order, d/dtheta L(theta'(theta)) = grad L(theta'); second order differs."""
+    fo = make_learner("maml-rl", point_nav, **TINY, first_order=True)
+    so = make_learner("maml-rl", point_nav, **TINY)
+    state = fo.init(jax.random.key(0))
+    task = jax.tree_util.tree_map(lambda x: x[0], point_nav.eval_tasks("test", 0, 1))
+    pre, post, adapted = fo._collect_one(state.params, task, jax.random.key(1))
+    old, adv = fo._post_stats_one(adapted, post)
+    old = old - 0.1  # ratios away from 1, inside the clip range
+    g_fo = jax.grad(fo.ppo_loss)(state.params, pre, post, old, adv)
+    g_so = jax.grad(so.ppo_loss)(state.params, pre, post, old, adv)
+    g_at = jax.grad(fo.surrogate)(adapted, post, old, adv)
+    for a, b in zip(jax.tree_util.tree_leaves(g_fo), jax.tree_util.tree_leaves(g_at)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    diff = sum(float(jnp.abs(a - b).sum()) for a, b in zip(jax.tree_util.tree_leaves(g_fo), jax.tree_util.tree_leaves(g_so)))
+    assert diff > 1e-6
+
+
+def test_meta_train_step_is_deterministic_and_updates_the_policy(point_nav):
+    learner = make_learner("maml-rl", point_nav, **TINY)
+    state = learner.init(jax.random.key(0))
+    tasks = point_nav.sample_tasks(jax.random.key(1), 2, "train")
+    step = jax.jit(learner.meta_train_step)
+    s1, m1 = step(state, tasks, jax.random.key(2))
+    s2, m2 = step(state, tasks, jax.random.key(2))
+    assert _leaves_equal(s1.params, s2.params) and float(m1["loss"]) == float(m2["loss"])
+    assert set(m1) == {"loss", "return_pre", "return_post"} and all(math.isfinite(float(v)) for v in m1.values())
+    assert int(s1.step) == 1 and not _leaves_equal(s1.params, state.params)
+    s3, _ = step(state, tasks, jax.random.key(3))
+    assert not _leaves_equal(s1.params, s3.params)
+
+
+def test_random_policy_never_changes_its_initialisation(point_nav):
+    learner = make_learner("random-policy", point_nav, **TINY)
+    state = learner.init(jax.random.key(0))
+    new, metrics = jax.jit(learner.meta_train_step)(state, point_nav.sample_tasks(jax.random.key(1), 2, "train"),
+                                                   jax.random.key(2))
+    assert _leaves_equal(new.params, state.params) and float(metrics["loss"]) == 0.0
+
+
+def test_eval_curve_is_the_mean_return_of_the_adaptation_trajectories(point_nav):
+    learner = make_learner("maml-rl", point_nav, **TINY)
+    state = learner.init(jax.random.key(0))
+    task = jax.tree_util.tree_map(lambda x: x[3], point_nav.eval_tasks("test", 0, 4))
+    traj = learner.adaptation_trajectories(state, task, jax.random.key(5))
+    assert isinstance(traj, Trajectories) and traj.rewards.shape == (4, 2, 8)
+    curve = learner.eval_curve(state, task, jax.random.key(5))
+    np.testing.assert_allclose(curve, episode_returns(traj).mean(-1), rtol=1e-6)
+    # the next step's policy is the inner step on this step's samples
+    p1 = learner.inner_step(state.params, jax.tree_util.tree_map(lambda x: x[0], traj), learner.config.eval_inner_lr)
+    again = learner.eval_curve(state._replace(params=p1), task, jax.random.key(7))
+    assert again.shape == (4,) and bool(jnp.all(jnp.isfinite(again)))
+
+
+def test_inner_policy_gradient_steps_improve_the_return(point_nav):
+    """VPG on point-nav from a random policy (std 1, actions clipped to 0.1): adaptation helps."""
+    learner = make_learner("maml-rl", point_nav, episodes=20, eval_episodes=20, horizon=20, eval_steps=4,
+                           hidden=(32,), inner_lr=0.5, log_std_init=-2.0)
+    state = learner.init(jax.random.key(0))
+    tasks = point_nav.eval_tasks("test", 0, 8)
+    curves = jax.jit(jax.vmap(learner.eval_curve, in_axes=(None, 0, 0)))(state, tasks, jax.random.split(jax.random.key(1), 8))
+    mean = np.asarray(curves).mean(0)
+    assert mean[-1] > mean[0] + 0.5, mean
+
+
+# -- the harness ---------------------------------------------------------------------------------
+
+JAX_ENVS = ["point-nav", "nav2d-easy", "nav2d-hard"]
+MUJOCO_ENVS = ["halfcheetah-vel", "halfcheetah-dir", "ant-dir"]
+
+
+def _smoke(env_id, learner_id, tmp_path, **extra):
+    from metabench.harness import run
+    from metabench.leaderboard.store import load_result
+
+    result = run(env_id, learner_id, steps=2, seed=0, out_dir=tmp_path, val_every=0, progress=False,
+                 log_every=1, overrides={**TINY, "eval_episodes": 1, "horizon": 5, **extra})
+    m = result.metric
+    assert m["name"] == "return" and m["n_tasks"] == 40
+    record = load_result(result.path)  # schema-valid on disk
+    assert record["learner"]["id"] == learner_id
+    (curve,) = record["curves"]
+    assert curve["metric"] == "return" and curve["x"] == [0, 1, 2, 3] and len(curve["mean"]) == 4 and all(math.isfinite(v) for v in curve["mean"])
+    assert m["mean"] == pytest.approx(curve["mean"][-1])
+    return result
+
+
+@pytest.mark.parametrize("env_id", JAX_ENVS)
+def test_harness_smoke_jax_envs(env_id, tmp_path):
+    _smoke(env_id, "maml-rl", tmp_path)
+
+
+def test_harness_smoke_random_policy(tmp_path):
+    r = _smoke("point-nav", "random-policy", tmp_path)
+    init = make_learner("random-policy", metabench.make("point-nav"), **TINY).init(jax.random.fold_in(jax.random.key(0), 0))
+    assert _leaves_equal(r.state.params, init.params)
+
+
+@pytest.mark.parametrize("env_id", MUJOCO_ENVS)
+def test_harness_smoke_mujoco(env_id, tmp_path):
+    pytest.importorskip("mujoco", reason="MuJoCo envs need the mujoco extra")
+    pytest.importorskip("gymnasium.envs.mujoco", reason="MuJoCo envs need gymnasium's MuJoCo envs")
+    r = _smoke(env_id, "maml-rl", tmp_path, meta_batch=2, episodes=1)
+    assert r.record["train"]["steps"] == 2
+
+
+@pytest.mark.slow
+def test_acceptance_command_point_nav_maml(tmp_path):
+    """`metabench run --env point-nav --learner maml` with Finn's settings writes a valid result."""
+    from metabench.cli import main
+    from metabench.leaderboard.store import load_result
+
+    rc = main(["run", "--env", "point-nav", "--learner", "maml", "--steps", "1", "--out", str(tmp_path),
+               "--val-every", "0", "--set", "meta_batch=2"])
+    assert rc in (0, None)
+    (path,) = (tmp_path / "results").glob("point-nav-v0__maml__*.json")
+    rec = load_result(path)
+    assert rec["metrics"][0]["name"] == "return" and len(rec["curves"][0]["mean"]) == 4
+    assert rec["learner"]["class"].endswith("maml_rl:MamlRL")
