@@ -83,15 +83,25 @@ class MetaEnv(abc.ABC):
         data = self._data()
         return jax.vmap(lambda k: self._jit_sample(data, k, split))(jax.random.split(key, n))
 
+    def batch_sampler(self, n: int, split: str = "train") -> tuple[Callable[[Any, PRNGKey], Task], Any]:
+        """``(sample, data)``: a pure ``sample(data, key) -> sample_tasks(key, n, split)`` and its arrays.
+
+        For callers that jit their own step (the harness fuses sampling into the
+        meta-train step): pass ``data`` as a jit argument, so an image pool is not
+        compiled into the program as a constant.
+        """
+        self.check_split(split)
+
+        def sample(data: Any, key: PRNGKey) -> Task:
+            return jax.vmap(lambda k: self._sample_from(data, k, split))(jax.random.split(key, n))
+
+        return sample, self._data()
+
     def jit_sample_tasks(self, n: int, split: str = "train") -> Callable[[PRNGKey], Task]:
         """A cached, jitted ``key -> sample_tasks(key, n, split)``."""
-        self.check_split(split)
         cache_key = ("batch", f"{split}:{n}")
         if cache_key not in self._jitted:
-            batched = jax.jit(
-                lambda data, k: jax.vmap(lambda kk: self._sample_from(data, kk, split))(jax.random.split(k, n))
-            )
-            self._jitted[cache_key] = batched
+            self._jitted[cache_key] = jax.jit(self.batch_sampler(n, split)[0])
         fn = self._jitted[cache_key]
         return lambda key: fn(self._data(), key)
 

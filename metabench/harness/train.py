@@ -184,12 +184,18 @@ def run_config(cfg: RunConfig, *, env: Any = None, mesh: Any = None, callback: C
     for note in notes:
         bar.write(note)
 
-    def fused(state: Any, t: jax.Array) -> Any:
+    # The env's arrays (an image pool) go in as an argument, not as compiled-in constants.
+    sample_train, train_data = env.batch_sampler(meta_batch, "train")
+
+    def fused(state: Any, t: jax.Array, data: Any) -> Any:
         k_task, k_learn = jax.random.split(jax.random.fold_in(train_key, t))
-        return learner.meta_train_step(state, env.sample_tasks(k_task, meta_batch, "train"), k_learn)
+        return learner.meta_train_step(state, sample_train(data, k_task), k_learn)
 
     # learners that simulate on the host (MuJoCo MAML-RL) set jittable = False and jit inside
-    train_step = jax.jit(fused) if getattr(learner, "jittable", True) else fused
+    jitted = jax.jit(fused) if getattr(learner, "jittable", True) else fused
+
+    def train_step(state: Any, t: jax.Array) -> Any:
+        return jitted(state, t, train_data)
     evaluator = Evaluator(learner, env, cfg.eval_batch)
     last_ckpt: dict[str, Any] = {"step": step if resumed_from is not None else None}
     pending: list[tuple[int, jax.Array]] = []
