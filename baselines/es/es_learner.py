@@ -127,11 +127,10 @@ class ESLearner(Learner):
     Config: ClassVar[type[LearnerConfig]] = ESOptions
 
     def __init__(self, env: Any, config: LearnerConfig, mesh: Mesh | None = None):
+        super().__init__(env, config, mesh=mesh)  # refuses env kinds outside ``kinds`` first
         inner_fields = {f.name for f in dataclasses.fields(self.inner_class.Config)}
         inner_config = self.inner_class.Config(**{k: v for k, v in config.to_dict().items() if k in inner_fields})
         self.inner = self.inner_class(env, inner_config)
-        self.kinds = self.inner_class.kinds
-        super().__init__(env, config, mesh=mesh)
         self.pop_mesh = pop_mesh(mesh)
         cfg: ESOptions = config  # type: ignore[assignment]
         if cfg.estimator not in ESTIMATORS:

@@ -23,7 +23,8 @@ class ESMAML(ESLearner):
     """MAML whose initialisation is the ES search mean."""
 
     inner_class = MAML
-    kinds: ClassVar[frozenset[str]] = MAML.kinds
+    # Supervised MAML only: MAML-RL's objective needs fresh rollouts per candidate (not built).
+    kinds: ClassVar[frozenset[str]] = frozenset({"classification", "regression"})
     Config: ClassVar[type[LearnerConfig]] = es_config(MAML.Config)
 
     def _meta_params(self, inner_state: Any) -> Any:

@@ -113,6 +113,7 @@ def test_sum_is_meta_batch_times_mean():
         metabench.make_learner("maml", env, meta_reduce="median")
 
 
+@pytest.mark.slow
 def test_scan_map_and_unrolled_variants_agree():
     env = _image_env()
     base = dict(channels=4, inner_steps=2, meta_batch=2)
