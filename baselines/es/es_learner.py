@@ -72,7 +72,11 @@ class ESOptions(LearnerConfig):
     standardise: ``local`` (per-device fitness statistics, as the seed) or ``global``
         (all-gathered; independent of the number of devices).
     candidate_batch: candidates evaluated together per device: ``0`` all at once (vmap),
-        ``k`` in chunks of ``k`` (``lax.map``; lower memory; ES-MAML needs ``1``).
+        ``k`` in chunks of ``k`` (``lax.map``; lower memory; ES-MAML needs ``1``). Default
+        ``1``: vmapping a conv net over candidate parameters turns every convolution into a
+        grouped one, which XLA's CPU backend runs slowly -- measured here (ProtoNet Conv-4
+        16 channels, population 64, Omniglot 5w5s) at 2.04 s per step with ``0``, 1.17 s with
+        ``8`` and 0.23 s with ``1``. On GPU/TPU try ``0``.
     """
 
     estimator: str = "wsr"
@@ -84,7 +88,7 @@ class ESOptions(LearnerConfig):
     alpha: float = 1.0
     es_optimizer: str = "sgd"
     standardise: str = "local"
-    candidate_batch: int = 0
+    candidate_batch: int = 1
 
 
 def es_config(inner_config: type[LearnerConfig], name: str = "Config") -> type[LearnerConfig]:
