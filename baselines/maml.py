@@ -89,6 +89,9 @@ class MAML(Learner):
         first_order: eq. 3.7 instead of the full second-order meta-gradient.
         meta_reduce: ``"mean"`` (eq. 3.8) or ``"sum"`` (eq. 3.3) over the meta-batch.
         channels, depth: Conv-4 width/depth; hidden: MLP hidden sizes.
+        pool: Conv-4 down-sampling: ``"auto"`` (``"stride"`` for single-channel images, i.e.
+            Omniglot, ``"max"`` otherwise, as Finn et al. 2017 section 5.2), ``"stride"``
+            (stride-2 convolutions, spatial mean) or ``"max"`` (2x2 max-pooling).
         inner_scan: run the inner loop with ``lax.scan`` instead of unrolling it.
         task_map: ``"auto"`` (``"vmap"`` for regression, ``"unroll"`` for images), ``"vmap"`` (tasks batched; per-task weights become grouped convolutions),
             ``"map"`` (``lax.map``: a while loop, one task at a time, lower peak memory) or
@@ -110,6 +113,7 @@ class MAML(Learner):
         hidden: tuple[int, ...] = (40, 40)
         inner_scan: bool = False
         task_map: str = "auto"
+        pool: str = "auto"
 
     def __init__(self, env: Any, config: Config, mesh: jax.sharding.Mesh | None = None):
         super().__init__(env, config, mesh)
@@ -124,6 +128,11 @@ class MAML(Learner):
         c = dataclasses.replace(c, eval_inner_lr=c.inner_lr if c.eval_inner_lr is None else c.eval_inner_lr)
         if c.task_map == "auto":
             c = dataclasses.replace(c, task_map="unroll" if env.spec.kind == "classification" else "vmap")
+        if c.pool == "auto":
+            grey = env.spec.kind == "classification" and int(env.task_shapes("train").support[0].shape[-1]) == 1
+            c = dataclasses.replace(c, pool="stride" if grey else "max")
+        if c.pool not in ("max", "stride"):
+            raise ConfigError(f"maml: pool must be 'auto', 'max' or 'stride', got {c.pool!r}")
         if c.meta_reduce not in ("mean", "sum"):
             raise ConfigError(f"maml: meta_reduce must be 'mean' (eq. 3.8) or 'sum' (eq. 3.3), got {c.meta_reduce!r}")
         if c.task_map not in ("vmap", "map", "unroll"):
@@ -135,7 +144,7 @@ class MAML(Learner):
             raise ConfigError(f"maml: meta_batch must be >= 1, got {c.meta_batch}")
         self.config = c
         self.kind = env.spec.kind
-        self.model = model_for(env, channels=c.channels, depth=c.depth, hidden=tuple(c.hidden))
+        self.model = model_for(env, channels=c.channels, depth=c.depth, hidden=tuple(c.hidden), pool=c.pool)
         self.optimizer = optax.adam(c.meta_lr)
 
     # -- pieces ---------------------------------------------------------------------------

@@ -69,3 +69,27 @@ def test_max_pool_matches_reduce_window():
     for n in (7, 8):
         x = jax.random.normal(jax.random.key(n), (2, n, n, 3))
         np.testing.assert_array_equal(max_pool2(x), max_pool2_reduce_window(x))
+
+
+@pytest.mark.parametrize("shape", [(28, 28, 1), (27, 27, 2), (84, 84, 3)])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_im2col_conv_matches_xla_convolution(shape, stride):
+    """The im2col path (few input channels) equals ``lax.conv_general_dilated`` SAME, incl. stride 2."""
+    from metabench.baselines.backbones import conv3x3
+
+    x = jax.random.normal(jax.random.key(0), (2, *shape))
+    w = jax.random.normal(jax.random.key(1), (3, 3, shape[-1], 5))
+    ref = jax.lax.conv_general_dilated(x, w, (stride, stride), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    np.testing.assert_allclose(np.asarray(conv3x3(x, w, stride)), np.asarray(ref), rtol=1e-5, atol=1e-5)
+
+
+def test_strided_conv4_is_finn_omniglot_network():
+    """pool='stride': stride-2 convs 28 -> 14 -> 7 -> 4 -> 2, spatial mean, ``channels`` features."""
+    params = conv4_init(jax.random.key(0), (28, 28, 1), channels=16, n_out=5, pool="stride")
+    assert params["head"]["w"].shape == (16, 5)
+    x = jax.random.uniform(jax.random.key(1), (4, 28, 28, 1))
+    assert conv4_embed(params, x, pool="stride").shape == (4, 16)
+    assert conv4_apply(params, x, pool="stride").shape == (4, 5)
+    assert conv4_feature_size((28, 28, 1), 16, pool="stride") == 16
+    with pytest.raises(ValueError, match="unknown Conv-4 pooling 'avg'"):
+        conv4_embed(params, x, pool="avg")

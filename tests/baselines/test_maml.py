@@ -45,7 +45,14 @@ def _image_env():
 def _setups():
     """(name, learner kwargs, env) for a tiny Conv-4 (16x16, 4 channels, batch norm) and the MLP."""
     return [
+        # grey images: pool="auto" resolves to Finn et al.'s strided Conv-4
         ("conv4", dict(channels=4, inner_steps=2, inner_lr=0.1, meta_batch=2), _image_env()),
+        pytest.param(
+            "conv4-maxpool",
+            dict(channels=4, inner_steps=2, inner_lr=0.1, meta_batch=2, pool="max"),
+            _image_env(),
+            marks=pytest.mark.slow,
+        ),
         ("mlp", dict(inner_steps=2, inner_lr=0.01, meta_batch=3), metabench.make("sinusoid-5s")),
     ]
 
