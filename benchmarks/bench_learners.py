@@ -201,13 +201,18 @@ def bench_maml_omniglot(repeats: int, quick: bool) -> list[dict[str, Any]]:
     print(f"maml omniglot 5w1s ({data})")
     rows = []
     mb = 8 if quick else 32
+    settings = [("stride", "unroll"), ("max", "unroll")]
+    if not quick:
+        settings += [("stride", "map"), ("stride", "vmap")]
     for fo in (False, True):
-        for task_map in ("unroll", "map", "vmap"):
-            learner = metabench.make_learner("maml", env, first_order=fo, task_map=task_map, meta_batch=mb)
+        for pool, task_map in settings:
+            learner = metabench.make_learner("maml", env, first_order=fo, task_map=task_map, meta_batch=mb, pool=pool)
             run = _runners(learner, env, mb, 2)
             m = measure(run["fused"], 1, repeats)
             key = "maml_omniglot_5w1s_fo" if fo else "maml_omniglot_5w1s_so"
-            rows.append(row(f"maml {'fo' if fo else 'so'} task_map={task_map} meta_batch={mb} fused", mb, m, key, data=data))
+            name = f"maml {'fo' if fo else 'so'} pool={pool} task_map={task_map} meta_batch={mb} fused"
+            rows.append(row(name, mb, m, key, data=data))
+            print(f"  {name}: {rows[-1]['items_per_s']:.1f} tasks/s")
     return rows
 
 
@@ -269,7 +274,13 @@ print("RESULT" + json.dumps(m))
 def bench_xla_flags(repeats: int, quick: bool) -> list[dict[str, Any]]:
     print("xla flags (protonet fused step, one subprocess each)")
     rows = []
-    settings = ["", "--xla_cpu_multi_thread_eigen=false", "--xla_cpu_use_thunk_runtime=false"]
+    settings = [
+        "",
+        "--xla_cpu_multi_thread_eigen=false",
+        "--xla_cpu_use_thunk_runtime=false",
+        "--xla_cpu_use_xnnpack=true",
+        "--xla_cpu_use_onednn=true",
+    ]
     for flags in settings:
         env_vars = {**os.environ, "XLA_FLAGS": flags}
         code = _FLAG_CHILD.format(here=str(Path(__file__).parent), calls=2 if quick else 5, repeats=repeats)
