@@ -33,8 +33,12 @@ def build_record(
     train: dict[str, Any],
     eval_wall_s: float,
     mesh: Any = None,
+    code: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The result record of one run; ``test_curves: float[n_tasks, S]`` are the per-task curves."""
+    """The result record of one run; ``test_curves: float[n_tasks, S]`` are the per-task curves.
+
+    ``code``: the code version captured when the run started (default: now).
+    """
     kind = env.spec.kind
     metric, higher = metric_for(kind)
     n, steps = test_curves.shape
@@ -76,7 +80,7 @@ def build_record(
         "memory": {"peak_rss_bytes": provenance.peak_rss_bytes(), "device": provenance.device_memory()},
         "device": provenance.device_info(mesh),
         "versions": provenance.package_versions(),
-        "code": provenance.code_version(),
+        "code": code if code is not None else provenance.code_version(),
         "data_hash": env.spec.data_hash,
         "timestamp": provenance.timestamp(),
         "host": provenance.host_info(),

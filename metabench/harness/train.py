@@ -21,6 +21,7 @@ import jax
 import numpy as np
 
 from metabench.errors import ConfigError, MetabenchError
+from metabench.harness import provenance
 from metabench.harness.checkpoint import load_checkpoint, save_checkpoint
 from metabench.harness.config import RunConfig, config_hash, run_name
 from metabench.harness.evaluate import Evaluator
@@ -144,6 +145,7 @@ def _copy(tree: Any) -> Any:
 
 def run_config(cfg: RunConfig, *, env: Any = None, mesh: Any = None, callback: Callback | None = None) -> Result:
     """``run`` from a ``RunConfig`` (and optionally an already built env)."""
+    code_at_start = provenance.code_version()  # what this run executes, even if the checkout changes under it
     env, learner_id, learner = prepare(cfg, env, mesh)
     kind = env.spec.kind
     metric, higher = metric_for(kind)
@@ -296,7 +298,11 @@ def run_config(cfg: RunConfig, *, env: Any = None, mesh: Any = None, callback: C
         ) from None
     eval_time = time.perf_counter() - t1
 
+    code_now = provenance.code_version()
+    if code_now != code_at_start:
+        code_at_start = {**code_at_start, "changed_during_run": True, "at_end": code_now}
     record = build_record(
+        code=code_at_start,
         name=name, env=env, learner_id=learner_id, learner=learner, overrides=dict(cfg.overrides),
         config_hash=chash, seed=cfg.seed, mesh=mesh,
         run={"steps": cfg.steps, "meta_batch": meta_batch, "val_every": cfg.val_every, "val_tasks": val_n,
