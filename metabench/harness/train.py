@@ -23,6 +23,7 @@ import numpy as np
 from metabench.errors import ConfigError, MetabenchError
 from metabench.harness import provenance
 from metabench.harness.checkpoint import load_checkpoint, save_checkpoint
+from metabench.harness.collapse import detect_collapse
 from metabench.harness.config import RunConfig, config_hash, run_name
 from metabench.harness.evaluate import Evaluator
 from metabench.harness.metrics import is_better, metric_for
@@ -143,6 +144,17 @@ def _copy(tree: Any) -> Any:
     return jax.tree_util.tree_map(lambda x: x.copy() if isinstance(x, jax.Array) else x, tree)
 
 
+def _scalars(metrics: Any) -> dict[str, float | None]:
+    """The scalar entries of a learner's metrics dict as Python floats (None where not finite)."""
+    out: dict[str, float | None] = {}
+    for k, v in jax.device_get(dict(metrics)).items():
+        arr = np.asarray(v)
+        if arr.size == 1 and (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+            x = float(arr.reshape(()))
+            out[str(k)] = x if math.isfinite(x) else None
+    return out
+
+
 def run_config(cfg: RunConfig, *, env: Any = None, mesh: Any = None, callback: Callback | None = None) -> Result:
     """``run`` from a ``RunConfig`` (and optionally an already built env)."""
     code_at_start = provenance.code_version()  # what this run executes, even if the checkout changes under it
@@ -201,6 +213,7 @@ def run_config(cfg: RunConfig, *, env: Any = None, mesh: Any = None, callback: C
     evaluator = Evaluator(learner, env, cfg.eval_batch)
     last_ckpt: dict[str, Any] = {"step": step if resumed_from is not None else None}
     pending: list[tuple[int, jax.Array]] = []
+    last_metrics: list[Any] = [None]
 
     def checkpoint(cur_state: Any, cur_step: int) -> None:
         best = best_state if best_state is not None else cur_state
@@ -226,6 +239,8 @@ def run_config(cfg: RunConfig, *, env: Any = None, mesh: Any = None, callback: C
             book["loss_count"] += 1
             book["last_loss"] = float(v)
         pending.clear()
+        if last_metrics[0] is not None:  # kept in the book, so a resumed run records it too
+            book["final_metrics"] = _scalars(last_metrics[0])
 
     def show(cur_step: int, **postfix: Any) -> None:
         bar.update(cur_step - shown[0], **postfix)
@@ -265,6 +280,7 @@ def run_config(cfg: RunConfig, *, env: Any = None, mesh: Any = None, callback: C
             new_state, metrics = train_step(state, np.int32(step))
             cur = (new_state, step + 1)
             pending.append((step, metrics["loss"]))
+            last_metrics[0] = metrics
             if callback is not None:
                 callback(step + 1, new_state, metrics)
             if len(pending) >= cfg.log_every:
@@ -282,6 +298,7 @@ def run_config(cfg: RunConfig, *, env: Any = None, mesh: Any = None, callback: C
         ) from None
     finally:
         bar.close()
+    flush()
     train_time = book["train_time_s"] + time.perf_counter() - t0
     step_time = train_time - book["val_time_s"]
     final_state = state
@@ -297,6 +314,10 @@ def run_config(cfg: RunConfig, *, env: Any = None, mesh: Any = None, callback: C
             ckpt,
         ) from None
     eval_time = time.perf_counter() - t1
+    final_metrics = dict(book.get("final_metrics") or {})
+    collapse = detect_collapse(env.spec.kind, getattr(env, "ways", None), final_metrics, book["history"])
+    if collapse["detected"]:
+        bar.write(f"{name}: collapse detected: {'; '.join(collapse['reasons'])}")
 
     code_now = provenance.code_version()
     if code_now != code_at_start:
@@ -315,7 +336,7 @@ def run_config(cfg: RunConfig, *, env: Any = None, mesh: Any = None, callback: C
         train={"steps": cfg.steps, "tasks": cfg.steps * meta_batch, "wall_time_s": train_time,
                "validation_time_s": book["val_time_s"],
                "tasks_per_s": cfg.steps * meta_batch / step_time if step_time > 0 else None,
-               "final_loss": book["last_loss"]},
+               "final_loss": book["last_loss"], "final_metrics": final_metrics, "collapse": collapse},
         eval_wall_s=eval_time,
     )
     path = None

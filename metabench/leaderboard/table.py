@@ -30,8 +30,14 @@ def group_by_env(results: Sequence[Row]) -> dict[str, list[Row]]:
 def _fmt(record: dict[str, Any]) -> str:
     m = headline(record)
     if m["name"] == "accuracy":
-        return f"{100 * m['mean']:.2f} ± {100 * m['ci95']:.2f} %"
-    return f"{m['mean']:.4g} ± {m['ci95']:.2g}"
+        text = f"{100 * m['mean']:.2f} ± {100 * m['ci95']:.2f} %"
+    else:
+        text = f"{m['mean']:.4g} ± {m['ci95']:.2g}"
+    collapse = (record.get("train") or {}).get("collapse") or {}
+    if collapse.get("detected"):
+        at = f" at step {collapse['step']}" if collapse.get("step") is not None else ""
+        text += f" **collapse{at}**"
+    return text
 
 
 def key_config(record: dict[str, Any]) -> str:
