@@ -53,6 +53,7 @@ class ProtoNet(Learner):
     """Prototypical network; ``meta_batch`` episodes per Adam step."""
 
     kinds: ClassVar[frozenset[str]] = frozenset({"classification"})
+    any_ways: ClassVar[bool] = True  # prototypes, no head: train 20-way, test 5-way (Snell et al.)
 
     @dataclasses.dataclass(frozen=True)
     class Config(LearnerConfig):
@@ -83,15 +84,24 @@ class ProtoNet(Learner):
         if c.meta_batch < 1:
             raise ConfigError(f"protonet: meta_batch must be >= 1, got {c.meta_batch}")
         self.ways = int(env.ways)
+        self.shots = int(env.shots)
         self.image_shape = tuple(env.task_shapes("train").support[0].shape[1:])
         self.optimizer = optax.adam(c.lr)
+
+    def ways_of(self, n_support: int) -> int:
+        """Ways of an episode with ``n_support`` support examples (``shots`` each; static).
+
+        Training tasks may have more ways than the env (``train_env_overrides``), never other shots.
+        """
+        return n_support // self.shots
 
     def logits(self, params: Any, support: tuple[jax.Array, jax.Array], xq: jax.Array) -> jax.Array:
         """Query logits ``[Q, N]`` of one episode (support and queries embedded in one pass)."""
         xs, ys = support
         emb = conv4_embed(params, jnp.concatenate([xs, xq], axis=0))
         c = self.config
-        return proto_logits(emb[: xs.shape[0]], ys, emb[xs.shape[0] :], self.ways, c.distance, c.cosine_scale)
+        ways = self.ways_of(xs.shape[0])
+        return proto_logits(emb[: xs.shape[0]], ys, emb[xs.shape[0] :], ways, c.distance, c.cosine_scale)
 
     def _batch_logits(self, params: Any, tasks: SupervisedTask) -> jax.Array:
         """Logits ``[T, Q, N]`` of a batch of episodes."""
@@ -102,7 +112,8 @@ class ProtoNet(Learner):
         x = jnp.concatenate([xs, xq], axis=1).reshape(t * (s_n + q_n), *xs.shape[2:])
         emb = conv4_embed(params, x, groups=t).reshape(t, s_n + q_n, -1)
         c = self.config
-        fn = lambda e, y: proto_logits(e[:s_n], y, e[s_n:], self.ways, c.distance, c.cosine_scale)  # noqa: E731
+        ways = self.ways_of(s_n)
+        fn = lambda e, y: proto_logits(e[:s_n], y, e[s_n:], ways, c.distance, c.cosine_scale)  # noqa: E731
         return jax.vmap(fn)(emb, ys)
 
     def loss(self, params: Any, tasks: SupervisedTask) -> tuple[jax.Array, jax.Array]:

@@ -65,6 +65,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         eval_batch=args.eval_batch, resume=args.resume,
         overrides=parse_assignments(args.set, "--set", literal=False),
         env_overrides=parse_assignments(args.env_set, "--env-set", literal=True),
+        train_env_overrides=parse_assignments(args.train_env_set, "--train-env-set", literal=True),
         progress=not args.no_progress,
     )
     result = run_config(cfg)
@@ -133,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output root: results in OUT/results, checkpoints in OUT/runs (default leaderboard)")
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="learner config override (repeatable)")
     s.add_argument("--env-set", action="append", metavar="KEY=VALUE", help="env option override (repeatable)")
+    s.add_argument("--train-env-set", action="append", metavar="KEY=VALUE",
+                   help="env option for the training tasks only, e.g. ways=20 (train 20-way, test at the env's ways)")
     s.add_argument("--val-every", type=int, default=100, help="validate every N steps; 0 disables (default 100)")
     s.add_argument("--val-tasks", type=int, default=100, help="frozen val tasks to validate on (default 100)")
     s.add_argument("--checkpoint-every", type=int, default=0,

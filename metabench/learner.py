@@ -57,6 +57,9 @@ class Learner(abc.ABC):
 
     #: Env kinds this learner supports ("classification", "regression", "rl").
     kinds: ClassVar[frozenset[str]] = frozenset()
+    #: True if meta-training tasks may have another number of ways than the env's
+    #: (no N-way head: ProtoNet); the harness's ``train_env_overrides`` need it.
+    any_ways: ClassVar[bool] = False
     Config: ClassVar[type[LearnerConfig]] = LearnerConfig
 
     def __init__(self, env: Any, config: LearnerConfig, mesh: jax.sharding.Mesh | None = None):

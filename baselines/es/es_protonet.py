@@ -23,6 +23,7 @@ class ESProtoNet(ESLearner):
 
     inner_class = ProtoNet
     kinds: ClassVar[frozenset[str]] = ProtoNet.kinds
+    any_ways: ClassVar[bool] = ProtoNet.any_ways  # seed 000: train way 5/10/20, test 5
     Config: ClassVar[type[LearnerConfig]] = es_config(ProtoNet.Config)
 
     def _meta_params(self, inner_state: Any) -> Any:

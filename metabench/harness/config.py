@@ -42,6 +42,10 @@ class RunConfig:
         resume: continue from the run's checkpoint when there is one.
         overrides: learner config overrides (``--set key=value``).
         env_overrides: env kwargs overrides (``--env-set key=value``).
+        train_env_overrides: further env kwargs for the *training* tasks only
+            (``--train-env-set ways=20``: train 20-way, validate and test at the env's ways,
+            as Snell et al. 2017 and seed 000 do); only learners with ``any_ways`` accept
+            a different ``ways``.
         progress: show a progress bar on stderr.
         write_result: write the result JSON under ``out_dir/results/``.
     """
@@ -59,12 +63,14 @@ class RunConfig:
     resume: bool = False
     overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     env_overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    train_env_overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     progress: bool = True
     write_result: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "overrides", dict(self.overrides))
         object.__setattr__(self, "env_overrides", dict(self.env_overrides))
+        object.__setattr__(self, "train_env_overrides", dict(self.train_env_overrides))
         for name, low in (("steps", 1), ("seed", 0), ("val_every", 0), ("val_tasks", 1),
                           ("checkpoint_every", 0), ("eval_batch", 1), ("log_every", 1)):
             value = getattr(self, name)
@@ -92,9 +98,13 @@ def config_hash(
     steps: int,
     val_every: int,
     val_tasks: int,
+    train_env: Mapping[str, Any] | None = None,
 ) -> str:
-    """sha256 (hex) of everything that determines a result except the seed."""
-    payload = {
+    """sha256 (hex) of everything that determines a result except the seed.
+
+    ``train_env``: the spec of a separate training env (train-only overrides), if any.
+    """
+    payload: dict[str, Any] = {
         "env": hashable_spec(env_spec),
         "learner": learner_id,
         "learner_config": dict(learner_config),
@@ -102,6 +112,8 @@ def config_hash(
         "val_every": val_every,
         "val_tasks": val_tasks if val_every else 0,
     }
+    if train_env is not None:
+        payload["train_env"] = hashable_spec(train_env)
     return hashlib.sha256(_canonical(payload).encode()).hexdigest()
 
 

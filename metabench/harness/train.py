@@ -27,7 +27,7 @@ from metabench.harness.collapse import detect_collapse
 from metabench.harness.config import RunConfig, config_hash, run_name
 from metabench.harness.evaluate import Evaluator
 from metabench.harness.metrics import is_better, metric_for
-from metabench.harness.record import build_record
+from metabench.harness.record import build_record, jsonable
 from metabench.progress import Progress
 
 Callback = Callable[[int, Any, Mapping[str, Any]], None]
@@ -102,6 +102,27 @@ def run(
     return run_config(cfg, env=None if isinstance(env, str) else env, mesh=mesh, callback=callback)
 
 
+def make_train_env(cfg: RunConfig, env: Any, learner: Any) -> Any:
+    """The env training tasks come from: ``env`` itself, or ``env`` with ``cfg.train_env_overrides``."""
+    if not cfg.train_env_overrides:
+        return env
+    import metabench
+
+    allowed = {"ways", "queries"}
+    if set(cfg.train_env_overrides) - allowed:
+        raise ConfigError(
+            f"train-env overrides may set {', '.join(sorted(allowed))} only (training and testing must share "
+            f"the data, split and shots); got {', '.join(sorted(cfg.train_env_overrides))}"
+        )
+    if "ways" in cfg.train_env_overrides and not getattr(learner, "any_ways", False):
+        raise ConfigError(
+            f"learner {type(learner).__name__} has an N-way output and cannot train on another number of "
+            f"ways than it is tested on; drop 'ways' from the train-env overrides or use a learner such "
+            f"as protonet / es-protonet"
+        )
+    return metabench.make(env.spec.replace(data_hash=None), **cfg.train_env_overrides)
+
+
 def prepare(cfg: RunConfig, env: Any = None, mesh: Any = None) -> tuple[Any, str, Any]:
     """Check the learner/env pair and the overrides, then build ``(env, learner_id, learner)``.
 
@@ -133,7 +154,8 @@ def resume_command(cfg: RunConfig) -> str:
     parts = ["metabench", "run", "--env", cfg.env, "--learner", cfg.learner, "--steps", str(cfg.steps),
              "--seed", str(cfg.seed), "--out", cfg.out_dir, "--val-every", str(cfg.val_every),
              "--val-tasks", str(cfg.val_tasks), "--checkpoint-every", str(cfg.checkpoint_every)]
-    for flag, items in (("--set", cfg.overrides), ("--env-set", cfg.env_overrides)):
+    for flag, items in (("--set", cfg.overrides), ("--env-set", cfg.env_overrides),
+                        ("--train-env-set", cfg.train_env_overrides)):
         for k, v in items.items():
             parts += [flag, f"{k}={v}"]
     return shlex.join([*parts, "--resume"])
@@ -162,8 +184,10 @@ def run_config(cfg: RunConfig, *, env: Any = None, mesh: Any = None, callback: C
     kind = env.spec.kind
     metric, higher = metric_for(kind)
     val_n = min(cfg.val_tasks, env.num_eval_tasks) if cfg.val_every else 0
+    train_env = make_train_env(cfg, env, learner)
     chash = config_hash(env.spec.to_dict(), learner_id, learner.config.to_dict(),
-                        steps=cfg.steps, val_every=cfg.val_every, val_tasks=val_n)
+                        steps=cfg.steps, val_every=cfg.val_every, val_tasks=val_n,
+                        train_env=train_env.spec.to_dict() if train_env is not env else None)
     name = run_name(env.spec.id, learner_id, chash, cfg.seed)
     run_dir = Path(cfg.out_dir) / "runs" / name
     ckpt = run_dir / "checkpoint.npz"
@@ -199,7 +223,7 @@ def run_config(cfg: RunConfig, *, env: Any = None, mesh: Any = None, callback: C
         bar.write(note)
 
     # The env's arrays (an image pool) go in as an argument, not as compiled-in constants.
-    sample_train, train_data = env.batch_sampler(meta_batch, "train")
+    sample_train, train_data = train_env.batch_sampler(meta_batch, "train")
 
     def fused(state: Any, t: jax.Array, data: Any) -> Any:
         k_task, k_learn = jax.random.split(jax.random.fold_in(train_key, t))
@@ -328,7 +352,8 @@ def run_config(cfg: RunConfig, *, env: Any = None, mesh: Any = None, callback: C
         config_hash=chash, seed=cfg.seed, mesh=mesh,
         run={"steps": cfg.steps, "meta_batch": meta_batch, "val_every": cfg.val_every, "val_tasks": val_n,
              "checkpoint_every": cfg.checkpoint_every, "eval_batch": cfg.eval_batch,
-             "resumed_from": resumed_from},
+             "resumed_from": resumed_from,
+             "train_env": jsonable(train_env.spec.to_dict()) if train_env is not env else None},
         test_curves=test_curves,
         validation={"metric": metric, "split": "val", "higher_is_better": higher, "n_tasks": val_n,
                     "best_step": book["best_step"], "best_value": book["best_value"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -117,3 +118,30 @@ def test_bad_run_settings(tiny: Any, sine_env: Any, tmp_path: Path) -> None:
         run(sine_env, "tiny-ridge", out_dir=tmp_path, steps=0)
     with pytest.raises(ConfigError, match="unknown option 'shotz'"):
         run("sinusoid-5s", "tiny-ridge", out_dir=tmp_path, steps=1, env_overrides={"shotz": 3})
+
+
+def test_train_ways_differ_from_test_ways(tmp_path) -> None:
+    """--train-env-set ways=N: ProtoNet trains on N-way tasks, validates and tests at the env's ways."""
+    from metabench.baselines._synthetic import synthetic_env
+    from metabench.harness import RunConfig, run_config
+
+    env = synthetic_env(ways=3, shots=1, queries=2, classes=30, per_class=6)
+    cfg = RunConfig(env=env.spec.id, learner="protonet", steps=2, out_dir=str(tmp_path), val_every=0,
+                    progress=False, overrides={"channels": 2, "depth": 1}, train_env_overrides={"ways": 5})
+    res = run_config(cfg, env=env)
+    assert res.record["run"]["train_env"]["kwargs"]["ways"] == 5
+    assert res.record["env"]["spec"]["kwargs"]["ways"] == 3
+    plain = run_config(dataclasses.replace(cfg, train_env_overrides={}), env=env)
+    assert plain.record["run"]["train_env"] is None
+    assert plain.record["config_hash"] != res.record["config_hash"]
+
+
+def test_train_ways_refused_for_n_way_heads(tmp_path) -> None:
+    from metabench.baselines._synthetic import synthetic_env
+    from metabench.harness import RunConfig, run_config
+
+    env = synthetic_env(ways=3, shots=1, queries=2, classes=20, per_class=6)
+    cfg = RunConfig(env=env.spec.id, learner="maml-fo", steps=1, out_dir=str(tmp_path), val_every=0,
+                    progress=False, overrides={"channels": 2, "depth": 1}, train_env_overrides={"ways": 5})
+    with pytest.raises(ConfigError, match="N-way output"):
+        run_config(cfg, env=env)
