@@ -1,7 +1,7 @@
 """Multi-process launcher: ``jax.distributed.initialize`` from env vars, then the metabench CLI.
 
     JAX_COORDINATOR_ADDRESS=host0:12345 JAX_NUM_PROCESSES=2 JAX_PROCESS_ID=0 \\
-        python -m metabench.baselines.es.launch train --env omniglot-5w5s --learner es-protonet ...
+        python -m metabench.baselines.es.launch run --env omniglot-5w5s --learner es-protonet ...
 
 ``JAX_COORDINATOR_ADDRESS`` is read by JAX itself; ``JAX_NUM_PROCESSES`` and
 ``JAX_PROCESS_ID`` are read here (JAX only auto-detects them under SLURM, Open MPI, TPU

@@ -239,12 +239,15 @@ def run_config(cfg: RunConfig, *, env: Any = None, mesh: Any = None, callback: C
     pending: list[tuple[int, jax.Array]] = []
     last_metrics: list[Any] = [None]
 
+    writer = jax.process_index() == 0  # multi-process runs: one process writes checkpoints and results
+
     def checkpoint(cur_state: Any, cur_step: int) -> None:
         best = best_state if best_state is not None else cur_state
-        save_checkpoint(ckpt, {"state": cur_state, "best": best},
-                        {"step": cur_step, "config_hash": chash, "seed": cfg.seed, "env": env.spec.id,
-                         "learner": learner_id, "rng": {"seed": cfg.seed, "next_step": cur_step},
-                         "book": {**book, "train_time_s": book["train_time_s"] + time.perf_counter() - t0}})
+        if writer:
+            save_checkpoint(ckpt, {"state": cur_state, "best": best},
+                            {"step": cur_step, "config_hash": chash, "seed": cfg.seed, "env": env.spec.id,
+                             "learner": learner_id, "rng": {"seed": cfg.seed, "next_step": cur_step},
+                             "book": {**book, "train_time_s": book["train_time_s"] + time.perf_counter() - t0}})
         last_ckpt["step"] = cur_step
 
     def flush() -> None:
@@ -365,7 +368,7 @@ def run_config(cfg: RunConfig, *, env: Any = None, mesh: Any = None, callback: C
         eval_wall_s=eval_time,
     )
     path = None
-    if cfg.write_result:
+    if cfg.write_result and writer:
         from metabench.leaderboard.store import write_result
 
         path = write_result(record, Path(cfg.out_dir) / "results")
