@@ -155,6 +155,10 @@ def make(id: str | EnvSpec, **overrides: Any) -> Any:
 
     >>> env = make("sinusoid-5s")
     >>> env = make("omniglot-5w1s", queries=5, root="~/data")
+
+    With ``$METABENCH_COMPILE_CACHE=DIR`` set, JAX's persistent compilation cache is
+    turned on in ``DIR`` (``metabench.data.compilation_cache_from_env``), so a later
+    process loads the compiled task sampler instead of compiling it again.
     """
     base = id if isinstance(id, EnvSpec) else spec(id)
     cls = load_entry_point(base.entry_point)
@@ -162,6 +166,9 @@ def make(id: str | EnvSpec, **overrides: Any) -> Any:
     kwargs = {**base.kwargs, **overrides}
     changed = tuple(sorted(set(base.overrides) | {k for k in overrides}))
     resolved = base.replace(kwargs=kwargs, overrides=changed)
+    from metabench.data.cache import compilation_cache_from_env
+
+    compilation_cache_from_env()  # opt-in: $METABENCH_COMPILE_CACHE=DIR
     env = cls(spec=resolved, **kwargs)
     return env
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from metabench.data.cache import (
     CacheInfo,
+    compilation_cache_from_env,
     data_hash_of,
     enable_compilation_cache,
     load_or_build,
@@ -46,6 +47,7 @@ __all__ = [
     "discover_datasets",
     "datasets",
     "download",
+    "compilation_cache_from_env",
     "enable_compilation_cache",
     "extracted_dir",
     "fetch",
