@@ -51,7 +51,7 @@ def test_mlp_shapes_and_init():
     assert all(np.array_equal(u, v) for u, v in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
 
 
-@pytest.mark.parametrize("size", [16, 28])
+@pytest.mark.parametrize("size", [16, pytest.param(28, marks=pytest.mark.slow)])
 def test_jit_vmap_gradient_matches_eager(size):
     """Guards the pooling formulation: jit(grad(vmap(conv4_embed))) must equal its eager value."""
     params = conv4_init(jax.random.key(0), (size, size, 1), channels=8)
