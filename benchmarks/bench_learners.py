@@ -46,6 +46,13 @@ figure). All numbers were measured by this script (runs logged, medians of 2-5 r
   worse), ``vmap`` 2585 ms (per-task weights become grouped convolutions). Hence MAML's
   ``task_map="auto"`` picks ``unroll`` for images, ``vmap`` for regression. Target 40
   tasks/s: NOT met (~0.1x of the peer's 27 tasks/s in wall time under load).
+* 2026-11-29, same machine, 1-min load ~3 (a training run beside it), quick run, meta-batch 8:
+  Finn et al.'s Omniglot network (``pool="stride"``: stride-2 convs, spatial mean; MAML's
+  default for grey images since then) vs max-pooling: second order 16.8 vs 5.3 tasks/s
+  (58 vs 196 CPU ms per task), first order 24.1 vs 5.6 (42 vs 177 CPU ms). 58 CPU ms per
+  second-order task is ~34 tasks/s on two idle cores if both stay busy; the 40 target is
+  still NOT met as measured. End to end in the harness (omniglot-lite-5w1s, meta-batch 16,
+  load ~4): 13.6 tasks/s second order, 17.5 first order.
 """
 
 from __future__ import annotations
