@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import sys
 import threading
 from pathlib import Path
 
@@ -15,27 +16,8 @@ from metabench.data import cache as C
 from metabench.data import load_or_build, source_hash, verify_cache
 from metabench.errors import DataError
 
-
-@pytest.fixture(autouse=True)
-def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("METABENCH_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
-
-
-class Builder:
-    def __init__(self, value: int = 1):
-        self.calls = 0
-        self.value = value
-
-    def __call__(self) -> dict[str, np.ndarray]:
-        self.calls += 1
-        return {"x": np.full((10, 4, 4, 1), self.value, np.uint8), "counts": np.arange(5, dtype=np.int32)}
-
-
-def _src(tmp_path: Path, content: bytes = b"source v1") -> Path:
-    p = tmp_path / "src.bin"
-    p.write_bytes(content)
-    return p
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cache_helpers import Builder, write_source  # noqa: E402
 
 
 def _leftovers(cache: Path) -> list[str]:
@@ -43,7 +25,7 @@ def _leftovers(cache: Path) -> list[str]:
 
 
 def test_build_then_load_memory_mapped(tmp_path: Path, _cache: Path) -> None:
-    src, b = _src(tmp_path), Builder()
+    src, b = write_source(tmp_path), Builder()
     arrays, info = load_or_build("t", [src], {"size": 4}, b, meta={"names": ["a"]})
     assert info.built and b.calls == 1 and info.path == _cache / f"t-{info.key}" and len(info.key) == 16
     arrays2, info2 = load_or_build("t", [src], {"size": 4}, b)
@@ -59,7 +41,7 @@ def test_build_then_load_memory_mapped(tmp_path: Path, _cache: Path) -> None:
 
 
 def test_settings_and_source_content_change_the_key(tmp_path: Path) -> None:
-    src = _src(tmp_path)
+    src = write_source(tmp_path)
     _, a = load_or_build("t", [src], {"size": 4}, Builder())
     _, b = load_or_build("t", [src], {"size": 5}, Builder())
     assert a.key != b.key
@@ -72,7 +54,7 @@ def test_settings_and_source_content_change_the_key(tmp_path: Path) -> None:
 
 
 def test_source_hash_is_memoised_by_path_size_mtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    src = _src(tmp_path)
+    src = write_source(tmp_path)
     h = source_hash(src)
     calls = []
     monkeypatch.setattr(C, "file_digest", lambda *a, **k: calls.append(a) or "x")
@@ -92,7 +74,7 @@ def test_directory_sources(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("damage", ["truncate_npy", "delete_meta", "garble_meta", "delete_npy"])
 def test_corrupt_cache_is_rebuilt_with_a_warning(tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture) -> None:
-    src = _src(tmp_path)
+    src = write_source(tmp_path)
     _, info = load_or_build("t", [src], {}, Builder())
     npy, meta = info.path / "x.npy", info.path / "meta.json"
     if damage == "truncate_npy":
@@ -114,7 +96,7 @@ def test_corrupt_cache_is_rebuilt_with_a_warning(tmp_path: Path, damage: str, ca
 
 
 def test_verify_cache_detects_changed_content(tmp_path: Path) -> None:
-    _, info = load_or_build("t", [_src(tmp_path)], {}, Builder())
+    _, info = load_or_build("t", [write_source(tmp_path)], {}, Builder())
     npy = info.path / "x.npy"
     data = bytearray(npy.read_bytes())
     data[-1] ^= 0xFF
@@ -129,7 +111,7 @@ def test_disk_full_cleans_up_and_says_so(tmp_path: Path, monkeypatch: pytest.Mon
 
     monkeypatch.setattr(C.np, "save", full)
     with pytest.raises(DataError, match="no space left on device"):
-        load_or_build("t", [_src(tmp_path)], {}, Builder())
+        load_or_build("t", [write_source(tmp_path)], {}, Builder())
     assert [p.name for p in _cache.iterdir() if p.name != C._INDEX] == []
 
 
@@ -138,7 +120,7 @@ def test_build_failure_leaves_nothing(tmp_path: Path, _cache: Path) -> None:
         raise DataError("bad source")
 
     with pytest.raises(DataError, match="bad source"):
-        load_or_build("t", [_src(tmp_path)], {}, broken)
+        load_or_build("t", [write_source(tmp_path)], {}, broken)
     assert [p.name for p in _cache.iterdir() if p.name != C._INDEX] == []
 
 
@@ -148,7 +130,7 @@ def test_missing_source_is_a_data_error(tmp_path: Path) -> None:
 
 
 def test_concurrent_builders_do_not_corrupt_each_other(tmp_path: Path, _cache: Path) -> None:
-    src = _src(tmp_path)
+    src = write_source(tmp_path)
     barrier = threading.Barrier(3)
     results, errors, builds = [], [], []
 
@@ -182,7 +164,7 @@ def test_read_only_cache_dir_falls_back_to_memory(tmp_path: Path, monkeypatch: p
     blocker = tmp_path / "file-not-dir"
     blocker.write_text("x")
     monkeypatch.setenv("METABENCH_CACHE", str(blocker / "cache"))
-    arrays, info = load_or_build("t", [_src(tmp_path)], {}, Builder())
+    arrays, info = load_or_build("t", [write_source(tmp_path)], {}, Builder())
     assert info.path is None and arrays["x"].shape == (10, 4, 4, 1)
 
 

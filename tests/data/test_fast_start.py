@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,28 +18,8 @@ from metabench.classification import device_array
 from metabench.data import cache as C
 from metabench.data import compilation_cache_from_env, load_or_build, source_hash
 
-
-@pytest.fixture(autouse=True)
-def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("METABENCH_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv(C.COMPILE_CACHE_ENV, raising=False)
-    return tmp_path / "cache"
-
-
-class Builder:
-    def __init__(self, value: int = 1):
-        self.calls = 0
-        self.value = value
-
-    def __call__(self) -> dict[str, np.ndarray]:
-        self.calls += 1
-        return {"x": np.full((4, 3), self.value, np.uint8)}
-
-
-def _src(tmp_path: Path, content: bytes = b"source v1") -> Path:
-    p = tmp_path / "src.bin"
-    p.write_bytes(content)
-    return p
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cache_helpers import Builder, write_source  # noqa: E402
 
 
 def _rewrite_keeping_size_and_mtime(path: Path, content: bytes) -> None:
@@ -55,7 +36,7 @@ def _rewrite_keeping_size_and_mtime(path: Path, content: bytes) -> None:
 
 
 def test_unchanged_sources_are_not_read_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    src, b = _src(tmp_path), Builder()
+    src, b = write_source(tmp_path), Builder()
     _, first = load_or_build("t", [src], {}, b)
     reads: list[object] = []
     monkeypatch.setattr(C, "file_digest", lambda *a, **k: reads.append(a) or "x")
@@ -64,17 +45,17 @@ def test_unchanged_sources_are_not_read_again(tmp_path: Path, monkeypatch: pytes
 
 
 def test_edit_keeping_size_and_mtime_is_detected(tmp_path: Path) -> None:
-    src = _src(tmp_path)
+    src = write_source(tmp_path)
     _, first = load_or_build("t", [src], {}, Builder())
     _rewrite_keeping_size_and_mtime(src, b"source v2")  # ctime moves on: the fingerprint changes
     b = Builder(2)
     arrays, second = load_or_build("t", [src], {}, b)
-    assert b.calls == 1 and second.built and second.key != first.key and int(arrays["x"][0, 0]) == 2
+    assert b.calls == 1 and second.built and second.key != first.key and int(arrays["x"][0, 0, 0, 0]) == 2
     assert second.meta["sources"][0]["sha256"] == C.file_digest(src)
 
 
 def test_replacement_by_rename_with_same_size_and_mtime_is_detected(tmp_path: Path) -> None:
-    src = _src(tmp_path)
+    src = write_source(tmp_path)
     _, first = load_or_build("t", [src], {}, Builder())
     other = tmp_path / "other.bin"
     other.write_bytes(b"source v3")
@@ -112,7 +93,7 @@ def test_directory_content_hash_is_unchanged_by_the_faster_scan(tmp_path: Path) 
 
 
 def test_build_rehashes_a_source_the_memo_vouched_for(tmp_path: Path, _cache: Path, caplog: pytest.LogCaptureFixture) -> None:
-    src = _src(tmp_path)
+    src = write_source(tmp_path)
     _, first = load_or_build("t", [src], {}, Builder())
     index_path = _cache / C._INDEX
     index = json.loads(index_path.read_text())
