@@ -83,7 +83,6 @@ class ProtoNet(Learner):
             raise ConfigError(f"protonet: episode_map must be 'vmap' or 'reshape', got {c.episode_map!r}")
         if c.meta_batch < 1:
             raise ConfigError(f"protonet: meta_batch must be >= 1, got {c.meta_batch}")
-        self.ways = int(env.ways)
         self.shots = int(env.shots)
         self.image_shape = tuple(env.task_shapes("train").support[0].shape[1:])
         self.optimizer = optax.adam(c.lr)

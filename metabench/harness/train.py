@@ -102,24 +102,30 @@ def run(
     return run_config(cfg, env=None if isinstance(env, str) else env, mesh=mesh, callback=callback)
 
 
-def make_train_env(cfg: RunConfig, env: Any, learner: Any) -> Any:
+#: env options a run may change for its training tasks only (``RunConfig.train_env_overrides``)
+TRAIN_ENV_KEYS = frozenset({"ways", "queries"})
+
+
+def _check_train_env_overrides(cfg: RunConfig, learner_id: str, cls: type) -> None:
+    if set(cfg.train_env_overrides) - TRAIN_ENV_KEYS:
+        raise ConfigError(
+            f"train-env overrides may set {', '.join(sorted(TRAIN_ENV_KEYS))} only (training and testing must "
+            f"share the data, split and shots); got {', '.join(sorted(cfg.train_env_overrides))}"
+        )
+    if "ways" in cfg.train_env_overrides and not getattr(cls, "any_ways", False):
+        raise ConfigError(
+            f"learner {learner_id!r} has an N-way output and cannot train on another number of ways than "
+            f"it is tested on; drop 'ways' from the train-env overrides or use a learner such as "
+            f"protonet / es-protonet"
+        )
+
+
+def make_train_env(cfg: RunConfig, env: Any) -> Any:
     """The env training tasks come from: ``env`` itself, or ``env`` with ``cfg.train_env_overrides``."""
     if not cfg.train_env_overrides:
         return env
     import metabench
 
-    allowed = {"ways", "queries"}
-    if set(cfg.train_env_overrides) - allowed:
-        raise ConfigError(
-            f"train-env overrides may set {', '.join(sorted(allowed))} only (training and testing must share "
-            f"the data, split and shots); got {', '.join(sorted(cfg.train_env_overrides))}"
-        )
-    if "ways" in cfg.train_env_overrides and not getattr(learner, "any_ways", False):
-        raise ConfigError(
-            f"learner {type(learner).__name__} has an N-way output and cannot train on another number of "
-            f"ways than it is tested on; drop 'ways' from the train-env overrides or use a learner such "
-            f"as protonet / es-protonet"
-        )
     return metabench.make(env.spec.replace(data_hash=None), **cfg.train_env_overrides)
 
 
@@ -142,6 +148,7 @@ def prepare(cfg: RunConfig, env: Any = None, mesh: Any = None) -> tuple[Any, str
         )
     make_config(cls, {**learner_spec(learner_id).defaults, **cfg.overrides},
                 where=f"learner {learner_id!r}")
+    _check_train_env_overrides(cfg, learner_id, cls)
     if env is None:
         env = metabench.make(cfg.env, **cfg.env_overrides)
     elif cfg.env_overrides:
@@ -184,7 +191,7 @@ def run_config(cfg: RunConfig, *, env: Any = None, mesh: Any = None, callback: C
     kind = env.spec.kind
     metric, higher = metric_for(kind)
     val_n = min(cfg.val_tasks, env.num_eval_tasks) if cfg.val_every else 0
-    train_env = make_train_env(cfg, env, learner)
+    train_env = make_train_env(cfg, env)
     chash = config_hash(env.spec.to_dict(), learner_id, learner.config.to_dict(),
                         steps=cfg.steps, val_every=cfg.val_every, val_tasks=val_n,
                         train_env=train_env.spec.to_dict() if train_env is not env else None)

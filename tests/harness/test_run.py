@@ -145,3 +145,12 @@ def test_train_ways_refused_for_n_way_heads(tmp_path) -> None:
                     progress=False, overrides={"channels": 2, "depth": 1}, train_env_overrides={"ways": 5})
     with pytest.raises(ConfigError, match="N-way output"):
         run_config(cfg, env=env)
+
+
+def test_train_env_overrides_other_than_ways_and_queries_are_refused(tmp_path) -> None:
+    from metabench.harness import RunConfig, run_config
+
+    cfg = RunConfig(env="sinusoid-5s", learner="maml", steps=1, out_dir=str(tmp_path), val_every=0,
+                    progress=False, train_env_overrides={"shots": 5})
+    with pytest.raises(ConfigError, match="may set queries, ways only"):
+        run_config(cfg)
