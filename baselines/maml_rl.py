@@ -25,9 +25,22 @@ whose ``clip = 0.3``, 5 epochs, Adam ``1e-3`` are the defaults here) needs no
 conjugate gradient or line search and keeps the step one jitted function.
 
 Defaults follow Finn et al. (section 5.3 and their rllab scripts): policy MLP 2 x 100 ReLU
-with a state-independent log-std (initial std 1), inner lr 0.1, 1 inner step in
-training, 20 trajectories per task, discount 0.99, meta-batch 20 (JAX nav envs) / 40
-(MuJoCo), evaluation after 0..3 adaptation steps (their Fig. 5).
+with a state-independent log-std (initial std 1) acting in ``[-1, 1]^A`` rescaled to the
+env's action box (rllab's ``normalize``), 1 inner step in training, 20 trajectories per
+task, discount 0.99, meta-batch 20 (JAX nav envs) / 40 (MuJoCo), evaluation after 0..3
+adaptation steps (their Fig. 5). Step sizes left at ``None`` are resolved per env from
+their scripts (``learner.config`` records the resolved values):
+
+==============  ========  =============  =============  =============
+env             inner_lr  eval_inner_lr  eval_later_lr  eval_episodes
+==============  ========  =============  =============  =============
+point-nav       0.5       0.5            0.25           40
+others          0.1       0.1            0.1            ``episodes``
+==============  ========  =============  =============  =============
+
+(point-nav: ``maml_trpo_point.py`` trains with a fast step size of 0.5;
+``test_maml_point.py`` adapts with 40 trajectories per step, the first step at 0.5 and the
+later ones at 0.25 -- its optimizer's ``init_learning_rate`` and ``learning_rate``.)
 
 JAX envs (``env.functional``): rollouts are ``lax.scan`` inside the step, so the whole
 ``meta_train_step`` and ``eval_curve`` jit (the harness jits and vmaps them). MuJoCo
@@ -58,8 +71,18 @@ from metabench.baselines._rl_baseline import advantages
 from metabench.baselines.maml import MamlState
 from metabench.errors import ConfigError
 from metabench.learner import Learner, LearnerConfig
-from metabench.rollout import Trajectories, episode_returns, rollout, rollout_tasks
+from metabench.rollout import Trajectories, episode_returns, rollout, rollout_tasks, unit_box_map
 from metabench.tasks import PRNGKey
+
+
+#: Finn et al.'s per-family settings (module docstring table); ``inner_lr`` for the rest: 0.1.
+_FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "point-nav": {"inner_lr": 0.5, "eval_later_lr": 0.25, "eval_episodes": 40},
+}
+
+
+def _family_defaults(env: Any) -> dict[str, Any]:
+    return {"inner_lr": 0.1, **_FAMILY_DEFAULTS.get(env.spec.name, {})}
 
 
 def _tree_index(tree: Any, i: int) -> Any:
@@ -77,8 +100,10 @@ class MamlRL(Learner):
 
         meta_batch: tasks per meta-update (0: 20 for JAX envs, 40 for MuJoCo).
         inner_lr, inner_steps: VPG step size alpha and steps in meta-training.
-        eval_steps, eval_inner_lr: adaptation steps / step size at evaluation
+        eval_steps, eval_inner_lr: adaptation steps / step size of the first one at evaluation
             (``eval_curve`` has ``eval_steps + 1`` entries); ``eval_inner_lr`` defaults to ``inner_lr``.
+        eval_later_lr: step size of evaluation adaptation steps 2, 3, ... (default
+            ``eval_inner_lr``; Finn et al.'s point-nav test halves it).
         meta_lr: Adam step size of the outer PPO step; outer_epochs: Adam steps per batch of samples;
             clip: PPO clip range (ProMP's MAML-PPO values).
         first_order: drop the second-order term (eq. 3.7).
@@ -87,13 +112,18 @@ class MamlRL(Learner):
             evaluation (0: ``episodes``); horizon: steps per trajectory (0: ``env.max_steps``).
         discount: gamma of the returns the baseline and advantages use.
         meta_train: False keeps the initialisation (the ``random-policy`` reference).
+        normalize_actions: the policy acts in ``[-1, 1]^A``, rescaled to the env's action box
+            (rllab's ``normalize``, which Finn et al. wrapped every env in); matters for
+            ``point-nav``, whose box is ``[-0.1, 0.1]^2``: without it the initial std of 1 is
+            ten times the box and nearly every action is clipped to a corner.
         """
 
         meta_batch: int = 0
-        inner_lr: float = 0.1
+        inner_lr: float | None = None
         inner_steps: int = 1
         eval_steps: int = 3
         eval_inner_lr: float | None = None
+        eval_later_lr: float | None = None
         meta_lr: float = 1e-3
         outer_epochs: int = 5
         clip: float = 0.3
@@ -105,17 +135,27 @@ class MamlRL(Learner):
         horizon: int = 0
         discount: float = 0.99
         meta_train: bool = True
+        normalize_actions: bool = True
 
     def __init__(self, env: Any, config: Config, mesh: jax.sharding.Mesh | None = None):
         super().__init__(env, config, mesh)
         host = not getattr(env, "functional", True)
+        fam = _family_defaults(env)
         c = dataclasses.replace(
             config,
             meta_batch=config.meta_batch or (40 if host else 20),
-            eval_episodes=config.eval_episodes or config.episodes,
+            eval_episodes=config.eval_episodes or fam.get("eval_episodes", config.episodes),
             horizon=config.horizon or int(env.max_steps),
+            inner_lr=fam["inner_lr"] if config.inner_lr is None else config.inner_lr,
         )
-        c = dataclasses.replace(c, eval_inner_lr=c.inner_lr if c.eval_inner_lr is None else c.eval_inner_lr)
+        if c.eval_inner_lr is None:
+            c = dataclasses.replace(c, eval_inner_lr=c.inner_lr if config.inner_lr is not None else fam["inner_lr"])
+        if c.eval_later_lr is None:
+            later = fam.get("eval_later_lr") if config.inner_lr is None and config.eval_inner_lr is None else None
+            c = dataclasses.replace(c, eval_later_lr=c.eval_inner_lr if later is None else later)
+        for name in ("inner_lr", "eval_inner_lr", "eval_later_lr"):
+            if not getattr(c, name) >= 0.0:
+                raise ConfigError(f"maml-rl: {name} must be >= 0, got {getattr(c, name)}")
         for name, low in (("meta_batch", 1), ("inner_steps", 1), ("eval_steps", 0), ("outer_epochs", 1),
                           ("episodes", 1), ("eval_episodes", 1), ("horizon", 1)):
             if getattr(c, name) < low:
@@ -131,6 +171,8 @@ class MamlRL(Learner):
         self.host = host
         #: False for host-simulated envs: the harness must not jit meta_train_step / eval_curve
         self.jittable = not host
+        #: policy action -> env action (None: the identity; see ``normalize_actions``)
+        self.action_map = unit_box_map(env.action_space) if c.normalize_actions else None
         self.obs_dim = int(env.observation_space.shape[0])
         self.act_dim = int(env.action_space.shape[0])
         self.optimizer = optax.adam(c.meta_lr)
@@ -153,12 +195,16 @@ class MamlRL(Learner):
         default = MAML.Config()
         kw: dict[str, Any] = {"meta_batch": config.meta_batch, "meta_lr": config.meta_lr,
                               "first_order": config.first_order}
-        for name in ("inner_lr", "inner_steps", "eval_steps", "eval_inner_lr"):
+        for name in ("inner_lr", "inner_steps", "eval_steps", "eval_inner_lr"):  # None: MamlRL's per-env default
             if getattr(config, name) is not None:
                 kw[name] = getattr(config, name)
         if tuple(config.hidden) != tuple(default.hidden):
             kw["hidden"] = tuple(config.hidden)
         return cls(env, cls.Config(**kw), mesh)
+
+    def eval_lr(self, s: int) -> float:
+        """Step size of evaluation adaptation step ``s`` (0-based)."""
+        return self.config.eval_inner_lr if s == 0 else self.config.eval_later_lr
 
     # -- losses on one task's trajectories [E, T] -----------------------------------------------
     def inner_loss(self, params: Any, traj: Trajectories) -> jax.Array:
@@ -207,10 +253,12 @@ class MamlRL(Learner):
         c = self.config
         pres = []
         for k in range(c.inner_steps):
-            traj = rollout(self.env, sample_action, params, task, jax.random.fold_in(key, k), c.episodes, c.horizon)
+            traj = rollout(self.env, sample_action, params, task, jax.random.fold_in(key, k), c.episodes, c.horizon,
+                           self.action_map)
             pres.append(traj)
             params = self._inner_step_fo(params, traj, c.inner_lr)
-        post = rollout(self.env, sample_action, params, task, jax.random.fold_in(key, c.inner_steps), c.episodes, c.horizon)
+        post = rollout(self.env, sample_action, params, task, jax.random.fold_in(key, c.inner_steps), c.episodes, c.horizon,
+                       self.action_map)
         pre = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *pres)
         return pre, post, params
 
@@ -259,12 +307,12 @@ class MamlRL(Learner):
         pres = []
         for k in range(c.inner_steps):
             traj = rollout_tasks(self.env, sample_action, params, tasks, jax.random.fold_in(key, k), c.episodes,
-                                 c.horizon, per_task_policy=True)
+                                 c.horizon, per_task_policy=True, action_map=self.action_map)
             traj = jax.tree_util.tree_map(jnp.asarray, traj)
             pres.append(traj)
             params = self._inner_batch(params, traj, c.inner_lr)
         post = rollout_tasks(self.env, sample_action, params, tasks, jax.random.fold_in(key, c.inner_steps),
-                             c.episodes, c.horizon, per_task_policy=True)
+                             c.episodes, c.horizon, per_task_policy=True, action_map=self.action_map)
         post = jax.tree_util.tree_map(jnp.asarray, post)
         pre = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs, axis=1), *pres)  # [N, K, E, T]
         old_logp, adv = self._post_stats(params, post)
@@ -285,10 +333,11 @@ class MamlRL(Learner):
         c = self.config
         params, out = state.params, []
         for s in range(c.eval_steps + 1):
-            traj = rollout(self.env, sample_action, params, task, jax.random.fold_in(key, s), c.eval_episodes, c.horizon)
+            traj = rollout(self.env, sample_action, params, task, jax.random.fold_in(key, s), c.eval_episodes, c.horizon,
+                           self.action_map)
             out.append(traj)
             if s < c.eval_steps:
-                params = self._inner_step_fo(params, traj, c.eval_inner_lr)
+                params = self._inner_step_fo(params, traj, self.eval_lr(s))
         return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *out)
 
     def eval_curve(self, state: MamlState, task: Any, key: PRNGKey) -> jax.Array:
@@ -313,11 +362,11 @@ class MamlRL(Learner):
         curves = []
         for s in range(c.eval_steps + 1):
             traj = rollout_tasks(self.env, sample_action, params, tasks, jax.random.fold_in(keys[0], s),
-                                 c.eval_episodes, c.horizon, per_task_policy=True)
+                                 c.eval_episodes, c.horizon, per_task_policy=True, action_map=self.action_map)
             traj = jax.tree_util.tree_map(jnp.asarray, traj)
             curves.append(np.asarray(self._returns(traj)))
             if s < c.eval_steps:
-                params = self._inner_batch(params, traj, c.eval_inner_lr)
+                params = self._inner_batch(params, traj, self.eval_lr(s))
         return np.stack(curves, axis=1).astype(np.float32)
 
     def adapt(self, state: MamlState, support: Any, key: PRNGKey) -> Any:
@@ -327,13 +376,15 @@ class MamlRL(Learner):
         c = self.config
         params = state.params
         for s in range(c.eval_steps):
-            traj = rollout(self.env, sample_action, params, support, jax.random.fold_in(key, s), c.eval_episodes, c.horizon)
-            params = self._inner_step_fo(params, traj, c.eval_inner_lr)
+            traj = rollout(self.env, sample_action, params, support, jax.random.fold_in(key, s), c.eval_episodes,
+                           c.horizon, self.action_map)
+            params = self._inner_step_fo(params, traj, self.eval_lr(s))
         return params
 
     def predict(self, state: MamlState, adapted: Any, x: jax.Array) -> jax.Array:
-        """Mean action ``float32[..., A]`` of the adapted policy for observations ``x``."""
-        return policy_mean(adapted, x)
+        """Mean env action ``float32[..., A]`` of the adapted policy for observations ``x``."""
+        mean = policy_mean(adapted, x)
+        return mean if self.action_map is None else self.action_map(mean)
 
 
 def _tree_index_axis1(tree: Any, i: int) -> Any:

@@ -180,6 +180,7 @@ class Locomotion(RLMetaEnv):
         horizon: int | None = None,
         *,
         per_task_policy: bool = False,
+        action_map: Callable[[Any], Any] | None = None,
     ) -> Trajectories:
         """``Trajectories`` of numpy arrays ``[N, E, T, ...]`` for N tasks x E episodes.
 
@@ -187,6 +188,8 @@ class Locomotion(RLMetaEnv):
         keys come from ``key``; the policy is ``jit(vmap(policy_apply))`` over the envs
         (``per_task_policy=True``: ``policy_params`` has a leading task axis N).
         Steps after an episode ended (the vector env auto-resets it) are masked out.
+        ``action_map`` (``metabench.rollout.unit_box_map``) is applied before ``step``; the
+        trajectories record the policy's actions.
         """
         horizon = self.max_steps if horizon is None else int(horizon)
         leaves = jax.tree_util.tree_leaves(task_params)
@@ -218,7 +221,7 @@ class Locomotion(RLMetaEnv):
             if act.shape != (b, *shape_a) or not np.all(np.isfinite(act)):
                 raise RLInputError(f"{self.spec.id}: the policy returned actions of shape {act.shape} or NaN")
             o_buf[:, t], a_buf[:, t], m_buf[:, t] = obs32, act, alive
-            obs, rew, term, trunc, _ = vec.step(act)
+            obs, rew, term, trunc, _ = vec.step(act if action_map is None else np.asarray(action_map(act), np.float32))
             ended = (np.asarray(term) | np.asarray(trunc)) & alive
             r_buf[:, t] = np.where(alive, rew, 0.0)
             d_buf[:, t] = ended

@@ -23,11 +23,36 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from metabench.errors import ConfigError
 from metabench.tasks import PRNGKey
 
 PolicyApply = Callable[[Any, jax.Array, PRNGKey], jax.Array]
+#: ``action_map(policy_action) -> env_action`` (e.g. ``unit_box_map``); None: the identity
+ActionMap = Callable[[Any], Any] | None
+
+
+def unit_box_map(space: Any) -> ActionMap:
+    """rllab's ``normalize`` action convention (used by Finn et al.'s MAML-RL scripts).
+
+    The policy acts in ``[-1, 1]^A``; the env receives ``low + (clip(a, -1, 1) + 1) / 2 *
+    (high - low)``. Returns None when ``space`` already is ``[-1, 1]^A`` (MuJoCo's
+    HalfCheetah/Ant, Nav2d) or is unbounded, so those envs see the raw action. Works on
+    numpy and JAX arrays.
+    """
+    low = np.asarray(space.low, np.float32)
+    high = np.asarray(space.high, np.float32)
+    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+        return None
+    if np.all(low == -1.0) and np.all(high == 1.0):
+        return None
+    half = (high - low) / 2
+
+    def to_box(a: Any) -> Any:
+        return low + (jnp.clip(a, -1.0, 1.0) + 1.0) * half
+
+    return to_box
 
 
 class Trajectories(NamedTuple):
@@ -47,7 +72,10 @@ class Trajectories(NamedTuple):
     mask: Any
 
 
-def _episode(env: Any, policy_apply: PolicyApply, policy_params: Any, params: Any, key: PRNGKey, horizon: int) -> Trajectories:
+def _episode(
+    env: Any, policy_apply: PolicyApply, policy_params: Any, params: Any, key: PRNGKey, horizon: int,
+    action_map: ActionMap = None,
+) -> Trajectories:
     k_reset, k_run = jax.random.split(key)
     obs, state = env.reset(k_reset, params)
 
@@ -55,7 +83,8 @@ def _episode(env: Any, policy_apply: PolicyApply, policy_params: Any, params: An
         obs, state, done = carry
         k_pol, k_env = jax.random.split(k)
         action = policy_apply(policy_params, obs, k_pol)
-        next_obs, state, reward, next_done, _ = env.step(k_env, state, action, params)
+        env_action = action if action_map is None else action_map(action)
+        next_obs, state, reward, next_done, _ = env.step(k_env, state, env_action, params)
         out = (obs, jnp.asarray(action, jnp.float32), reward, next_done & ~done, (~done).astype(jnp.float32))
         return (next_obs, state, next_done), out
 
@@ -72,18 +101,22 @@ def rollout(
     key: PRNGKey,
     n_episodes: int,
     horizon: int | None = None,
+    action_map: ActionMap = None,
 ) -> Trajectories:
     """``n_episodes`` episodes of ONE task, ``horizon`` (default ``env.max_steps``) steps each.
 
     Episode ``e`` uses ``split(key, n_episodes)[e]``; resets never change ``task_params``.
+    ``action_map``: applied to the policy's action before ``step`` (``unit_box_map``); the
+    trajectories record the policy's action.
     """
     horizon = _horizon(env, horizon)
     if not getattr(env, "functional", True):
         batch = jax.tree_util.tree_map(lambda x: jnp.asarray(x)[None], task_params)
-        traj = env.vector_rollout(policy_apply, policy_params, batch, key, n_episodes, horizon=horizon)
+        traj = env.vector_rollout(policy_apply, policy_params, batch, key, n_episodes, horizon=horizon,
+                                  action_map=action_map)
         return Trajectories(*(x[0] for x in traj))
     keys = jax.random.split(key, n_episodes)
-    return jax.vmap(lambda k: _episode(env, policy_apply, policy_params, task_params, k, horizon))(keys)
+    return jax.vmap(lambda k: _episode(env, policy_apply, policy_params, task_params, k, horizon, action_map))(keys)
 
 
 def rollout_tasks(
@@ -96,6 +129,7 @@ def rollout_tasks(
     horizon: int | None = None,
     *,
     per_task_policy: bool = False,
+    action_map: ActionMap = None,
 ) -> Trajectories:
     """``rollout`` over a batch of tasks (leading axis N): arrays ``[N, E, T, ...]``.
 
@@ -107,11 +141,12 @@ def rollout_tasks(
     horizon = _horizon(env, horizon)
     if not getattr(env, "functional", True):
         return env.vector_rollout(
-            policy_apply, policy_params, task_params, key, n_episodes, horizon=horizon, per_task_policy=per_task_policy
+            policy_apply, policy_params, task_params, key, n_episodes, horizon=horizon, per_task_policy=per_task_policy,
+            action_map=action_map,
         )
     n = jax.tree_util.tree_leaves(task_params)[0].shape[0]
     keys = jax.random.split(key, n)
-    run = lambda pp, p, k: rollout(env, policy_apply, pp, p, k, n_episodes, horizon)  # noqa: E731
+    run = lambda pp, p, k: rollout(env, policy_apply, pp, p, k, n_episodes, horizon, action_map)  # noqa: E731
     return jax.vmap(run, in_axes=(0 if per_task_policy else None, 0, 0))(policy_params, task_params, keys)
 
 

@@ -18,7 +18,7 @@ from metabench.baselines.maml import MAML
 from metabench.baselines.maml_rl import MamlRL
 from metabench.errors import ConfigError
 from metabench.learner import make_learner
-from metabench.rollout import Trajectories, episode_returns
+from metabench.rollout import Trajectories, episode_returns, rollout, unit_box_map
 
 TINY = {"meta_batch": 2, "episodes": 2, "eval_episodes": 2, "horizon": 8, "hidden": (8,), "outer_epochs": 2}
 
@@ -107,8 +107,15 @@ def test_maml_id_on_an_rl_env_is_maml_rl_with_finns_settings(point_nav):
     learner = make_learner("maml", point_nav)
     assert isinstance(learner, MamlRL)
     c = learner.config
-    assert (c.inner_lr, c.inner_steps, c.eval_steps, c.meta_batch, c.episodes) == (0.1, 1, 3, 20, 20)
-    assert tuple(c.hidden) == (100, 100) and c.horizon == point_nav.max_steps
+    # point-nav: Finn et al.'s maml_trpo_point.py / test_maml_point.py step sizes and test batch
+    assert (c.inner_lr, c.inner_steps, c.eval_steps, c.meta_batch, c.episodes) == (0.5, 1, 3, 20, 20)
+    assert (c.eval_inner_lr, c.eval_later_lr, c.eval_episodes) == (0.5, 0.25, 40)
+    assert tuple(c.hidden) == (100, 100) and c.horizon == point_nav.max_steps and c.normalize_actions
+    other = make_learner("maml", metabench.make("nav2d-easy")).config
+    assert (other.inner_lr, other.eval_inner_lr, other.eval_later_lr, other.eval_episodes) == (0.1, 0.1, 0.1, 20)
+    # a user-set inner_lr is used at every evaluation step unless set separately
+    mine = make_learner("maml-rl", point_nav, inner_lr=0.3).config
+    assert (mine.inner_lr, mine.eval_inner_lr, mine.eval_later_lr) == (0.3, 0.3, 0.3)
     shared = make_learner("maml-fo", point_nav, inner_lr=0.05, eval_steps=2, meta_batch=4)
     assert isinstance(shared, MamlRL)
     assert (shared.config.inner_lr, shared.config.eval_steps, shared.config.meta_batch) == (0.05, 2, 4)
@@ -124,6 +131,44 @@ def test_config_errors(point_nav):
         make_learner("maml-rl", point_nav, discount=1.5)
     with pytest.raises(ConfigError, match="does not support"):
         make_learner("maml-rl", metabench.make("sinusoid-5s"))
+    with pytest.raises(ConfigError, match="eval_later_lr"):
+        make_learner("maml-rl", point_nav, eval_later_lr=-0.1)
+
+
+def test_policy_acts_in_the_unit_box_rescaled_to_the_env_box(point_nav):
+    """rllab's ``normalize``: policy action a in [-1, 1] -> low + (a + 1) / 2 (high - low), clipped."""
+    to_box = unit_box_map(point_nav.action_space)
+    np.testing.assert_allclose(to_box(jnp.array([-1.0, 1.0])), [-0.1, 0.1], rtol=1e-6)
+    np.testing.assert_allclose(to_box(np.array([0.5, 7.0], np.float32)), [0.05, 0.1], rtol=1e-6)
+    assert unit_box_map(metabench.make("nav2d-easy").action_space) is None  # already [-1, 1]^2
+    learner = make_learner("maml-rl", point_nav, **TINY)
+    raw = make_learner("maml-rl", point_nav, **TINY, normalize_actions=False)
+    assert raw.action_map is None
+    state = learner.init(jax.random.key(0))
+    task = jax.tree_util.tree_map(lambda x: x[0], point_nav.eval_tasks("test", 0, 1))
+    traj = learner.adaptation_trajectories(state, task, jax.random.key(2))
+    # recorded actions are the policy's (std 1, mostly outside [-1, 1]); the point moved by the rescaled ones
+    assert float(jnp.abs(traj.actions).max()) > 1.0
+    moves = jnp.cumsum(jnp.asarray(to_box(traj.actions[0, 0])), axis=0)
+    np.testing.assert_allclose(traj.obs[0, 0, 1:], moves[:-1], atol=1e-5)
+    np.testing.assert_allclose(learner.predict(state, state.params, traj.obs[0, 0]),
+                               to_box(policy_mean(state.params, traj.obs[0, 0])), rtol=1e-6)
+
+
+def test_evaluation_steps_after_the_first_use_eval_later_lr(point_nav):
+    learner = make_learner("maml-rl", point_nav, **TINY, eval_inner_lr=0.4, eval_later_lr=0.1)
+    state = learner.init(jax.random.key(0))
+    task = jax.tree_util.tree_map(lambda x: x[0], point_nav.eval_tasks("test", 0, 1))
+    key = jax.random.key(3)
+    traj = learner.adaptation_trajectories(state, task, key)
+    step = lambda k: jax.tree_util.tree_map(lambda x: x[k], traj)  # noqa: E731
+    p1 = learner.inner_step(state.params, step(0), 0.4)
+    p2 = learner.inner_step(p1, step(1), 0.1)
+    again = rollout(point_nav, sample_action, p2, task, jax.random.fold_in(key, 2), 2, 8, learner.action_map)
+    np.testing.assert_allclose(again.obs, traj.obs[2], rtol=1e-5, atol=1e-6)
+    wrong = rollout(point_nav, sample_action, learner.inner_step(p1, step(1), 0.4), task, jax.random.fold_in(key, 2), 2,
+                    8, learner.action_map)
+    assert not np.allclose(wrong.obs, traj.obs[2])
 
 
 def test_first_order_meta_gradient_is_the_gradient_at_the_adapted_params(point_nav):
@@ -181,7 +226,7 @@ def test_eval_curve_is_the_mean_return_of_the_adaptation_trajectories(point_nav)
 
 
 def test_inner_policy_gradient_steps_improve_the_return(point_nav):
-    """VPG on point-nav from a random policy (std 1, actions clipped to 0.1): each step helps."""
+    """VPG on point-nav from a random policy (std 1 in the unit box, i.e. 0.1 in the env's): each step helps."""
     learner = make_learner("maml-rl", point_nav, episodes=20, eval_episodes=20, horizon=30, eval_steps=3,
                            hidden=(32,), inner_lr=0.3)
     state = learner.init(jax.random.key(0))
