@@ -50,11 +50,13 @@ def code_version() -> dict[str, Any]:
 
 
 def device_info(mesh: Any = None) -> dict[str, Any]:
+    """Backend, devices over all processes, JAX processes, and the mesh's axis sizes (if any)."""
     devices = jax.devices()
     return {
         "backend": jax.default_backend(),
         "device_kind": devices[0].device_kind if devices else None,
         "device_count": len(devices),
+        "process_count": jax.process_count(),
         "mesh": None if mesh is None else {str(k): int(v) for k, v in dict(mesh.shape).items()},
     }
 
