@@ -31,16 +31,31 @@ task, discount 0.99, meta-batch 20 (JAX nav envs) / 40 (MuJoCo), evaluation afte
 adaptation steps (their Fig. 5). Step sizes left at ``None`` are resolved per env from
 their scripts (``learner.config`` records the resolved values):
 
-==============  ========  =============  =============  =============
-env             inner_lr  eval_inner_lr  eval_later_lr  eval_episodes
-==============  ========  =============  =============  =============
-point-nav       0.5       0.5            0.25           40
-others          0.1       0.1            0.1            ``episodes``
-==============  ========  =============  =============  =============
+==============  ========  =============  =============  =============  ================
+env             inner_lr  eval_inner_lr  eval_later_lr  eval_episodes  eval_batch_steps
+==============  ========  =============  =============  =============  ================
+point-nav       0.5       0.5            0.25           200 (a cap)    4000
+others          0.1       0.1            0.1            ``episodes``   0
+==============  ========  =============  =============  =============  ================
 
 (point-nav: ``maml_trpo_point.py`` trains with a fast step size of 0.5;
-``test_maml_point.py`` adapts with 40 trajectories per step, the first step at 0.5 and the
-later ones at 0.25 -- its optimizer's ``init_learning_rate`` and ``learning_rate``.)
+``test_maml_point.py`` adapts by rllab's VPG with ``batch_size=4000`` -- 4,000 env steps
+per adaptation step, i.e. whole episodes until that many steps are collected, so an
+episode that reaches the goal early makes room for more episodes -- the first step at 0.5
+and the later ones at 0.25 (its optimizer's ``init_learning_rate`` and ``learning_rate``),
+and reports the mean return over those episodes.)
+
+Evaluation batches. ``eval_batch_steps = 0``: every adaptation step samples
+``eval_episodes`` episodes and the curve is their mean return. ``eval_batch_steps = B >
+0`` (rllab's batch semantics, Finn et al.'s test protocol): ``eval_episodes`` episodes are
+sampled in a fixed order and the first ones are kept while the steps taken before them
+sum to less than ``B`` (each kept episode is whole, as rllab's sampler finishes the path
+it is on); the inner step and the curve use the kept episodes only. Because episodes that
+end early (point-nav: the goal reached) leave room for more episodes, the mean return
+over a step budget weighs successful episodes more than the fixed-count mean does
+(``--set eval_batch_steps=0 --set eval_episodes=40`` gives the fixed-count protocol).
+``eval_episodes`` is then a cap: if all of them together are shorter than ``B`` the batch
+has fewer than ``B`` steps (point-nav: a mean length under 20 steps).
 
 JAX envs (``env.functional``): rollouts are ``lax.scan`` inside the step, so the whole
 ``meta_train_step`` and ``eval_curve`` jit (the harness jits and vmaps them). MuJoCo
@@ -77,7 +92,7 @@ from metabench.tasks import PRNGKey
 
 #: Finn et al.'s per-family settings (module docstring table); ``inner_lr`` for the rest: 0.1.
 _FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
-    "point-nav": {"inner_lr": 0.5, "eval_later_lr": 0.25, "eval_episodes": 40},
+    "point-nav": {"inner_lr": 0.5, "eval_later_lr": 0.25, "eval_episodes": 200, "eval_batch_steps": 4000},
 }
 
 
@@ -104,6 +119,9 @@ class MamlRL(Learner):
             (``eval_curve`` has ``eval_steps + 1`` entries); ``eval_inner_lr`` defaults to ``inner_lr``.
         eval_later_lr: step size of evaluation adaptation steps 2, 3, ... (default
             ``eval_inner_lr``; Finn et al.'s point-nav test halves it).
+        eval_batch_steps: > 0: evaluation batches of whole episodes until this many env steps
+            (rllab's ``batch_size``; ``eval_episodes`` is the cap), 0: ``eval_episodes``
+            episodes (module docstring). JAX envs only.
         meta_lr: Adam step size of the outer PPO step; outer_epochs: Adam steps per batch of samples;
             clip: PPO clip range (ProMP's MAML-PPO values).
         first_order: drop the second-order term (eq. 3.7).
@@ -124,6 +142,7 @@ class MamlRL(Learner):
         eval_steps: int = 3
         eval_inner_lr: float | None = None
         eval_later_lr: float | None = None
+        eval_batch_steps: int | None = None
         meta_lr: float = 1e-3
         outer_epochs: int = 5
         clip: float = 0.3
@@ -147,6 +166,7 @@ class MamlRL(Learner):
             eval_episodes=config.eval_episodes or fam.get("eval_episodes", config.episodes),
             horizon=config.horizon or int(env.max_steps),
             inner_lr=fam["inner_lr"] if config.inner_lr is None else config.inner_lr,
+            eval_batch_steps=fam.get("eval_batch_steps", 0) if config.eval_batch_steps is None else config.eval_batch_steps,
         )
         if c.eval_inner_lr is None:
             c = dataclasses.replace(c, eval_inner_lr=c.inner_lr if config.inner_lr is not None else fam["inner_lr"])
@@ -157,9 +177,12 @@ class MamlRL(Learner):
             if not getattr(c, name) >= 0.0:
                 raise ConfigError(f"maml-rl: {name} must be >= 0, got {getattr(c, name)}")
         for name, low in (("meta_batch", 1), ("inner_steps", 1), ("eval_steps", 0), ("outer_epochs", 1),
-                          ("episodes", 1), ("eval_episodes", 1), ("horizon", 1)):
+                          ("episodes", 1), ("eval_episodes", 1), ("horizon", 1), ("eval_batch_steps", 0)):
             if getattr(c, name) < low:
                 raise ConfigError(f"maml-rl: {name} must be >= {low}, got {getattr(c, name)}")
+        if c.eval_batch_steps > 0 and host:
+            raise ConfigError(f"maml-rl: eval_batch_steps (rllab step budgets) needs a JAX env; {env.spec.id} is "
+                              "simulated on the host: use eval_episodes")
         if not 0.0 < c.discount <= 1.0:
             raise ConfigError(f"maml-rl: discount must lie in (0, 1], got {c.discount}")
         if not c.clip > 0.0:
@@ -335,6 +358,7 @@ class MamlRL(Learner):
         for s in range(c.eval_steps + 1):
             traj = rollout(self.env, sample_action, params, task, jax.random.fold_in(key, s), c.eval_episodes, c.horizon,
                            self.action_map)
+            traj = step_budget(traj, c.eval_batch_steps)
             out.append(traj)
             if s < c.eval_steps:
                 params = self._inner_step_fo(params, traj, self.eval_lr(s))
@@ -345,7 +369,7 @@ class MamlRL(Learner):
         if self.host:
             task = jax.tree_util.tree_map(lambda x: jnp.asarray(x)[None], task)
             return jnp.asarray(self.eval_curves(state, task, jnp.stack([key]))[0])
-        return episode_returns(self.adaptation_trajectories(state, task, key)).mean(-1).astype(jnp.float32)
+        return mean_episode_return(self.adaptation_trajectories(state, task, key)).astype(jnp.float32)
 
     def eval_curves(self, state: MamlState, tasks: Any, keys: PRNGKey) -> np.ndarray:
         """``float32[N, eval_steps + 1]`` for a batch of tasks (the harness's path for host envs).
@@ -378,6 +402,7 @@ class MamlRL(Learner):
         for s in range(c.eval_steps):
             traj = rollout(self.env, sample_action, params, support, jax.random.fold_in(key, s), c.eval_episodes,
                            c.horizon, self.action_map)
+            traj = step_budget(traj, c.eval_batch_steps)
             params = self._inner_step_fo(params, traj, self.eval_lr(s))
         return params
 
@@ -387,8 +412,30 @@ class MamlRL(Learner):
         return mean if self.action_map is None else self.action_map(mean)
 
 
+def step_budget(traj: Trajectories, budget: int) -> Trajectories:
+    """Keep the leading episodes of ``traj [..., E, T]`` whose predecessors took < ``budget`` steps.
+
+    rllab's batch sampling (whole episodes until ``budget`` env steps); the others get mask 0.
+    ``budget = 0``: ``traj`` unchanged.
+    """
+    if budget <= 0:
+        return traj
+    mask = jnp.asarray(traj.mask, jnp.float32)
+    lengths = mask.sum(-1)
+    before = jnp.cumsum(lengths, axis=-1) - lengths
+    keep = (before < budget).astype(jnp.float32)[..., None]
+    return traj._replace(mask=mask * keep, rewards=jnp.asarray(traj.rewards) * keep)
+
+
+def mean_episode_return(traj: Trajectories) -> jax.Array:
+    """Mean return over the episodes of ``traj [..., E, T]`` that took a step (``step_budget`` drops some)."""
+    mask = jnp.asarray(traj.mask, jnp.float32)
+    kept = (mask[..., 0] > 0).astype(jnp.float32)
+    return (episode_returns(traj) * kept).sum(-1) / jnp.maximum(kept.sum(-1), 1.0)
+
+
 def _tree_index_axis1(tree: Any, i: int) -> Any:
     return jax.tree_util.tree_map(lambda x: x[:, i], tree)
 
 
-__all__ = ["MamlRL"]
+__all__ = ["MamlRL", "mean_episode_return", "step_budget"]

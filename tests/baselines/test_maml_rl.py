@@ -15,7 +15,7 @@ import metabench.baselines  # noqa: F401  (registers the learners)
 from metabench.baselines._policy import init_policy, log_prob, policy_mean, sample_action
 from metabench.baselines._rl_baseline import advantages, discounted_returns, features, fit_baseline
 from metabench.baselines.maml import MAML
-from metabench.baselines.maml_rl import MamlRL
+from metabench.baselines.maml_rl import MamlRL, mean_episode_return, step_budget
 from metabench.errors import ConfigError
 from metabench.learner import make_learner
 from metabench.rollout import Trajectories, episode_returns, rollout, unit_box_map
@@ -109,10 +109,11 @@ def test_maml_id_on_an_rl_env_is_maml_rl_with_finns_settings(point_nav):
     c = learner.config
     # point-nav: Finn et al.'s maml_trpo_point.py / test_maml_point.py step sizes and test batch
     assert (c.inner_lr, c.inner_steps, c.eval_steps, c.meta_batch, c.episodes) == (0.5, 1, 3, 20, 20)
-    assert (c.eval_inner_lr, c.eval_later_lr, c.eval_episodes) == (0.5, 0.25, 40)
+    assert (c.eval_inner_lr, c.eval_later_lr, c.eval_episodes, c.eval_batch_steps) == (0.5, 0.25, 200, 4000)
     assert tuple(c.hidden) == (100, 100) and c.horizon == point_nav.max_steps and c.normalize_actions
     other = make_learner("maml", metabench.make("nav2d-easy")).config
     assert (other.inner_lr, other.eval_inner_lr, other.eval_later_lr, other.eval_episodes) == (0.1, 0.1, 0.1, 20)
+    assert other.eval_batch_steps == 0
     # a user-set inner_lr is used at every evaluation step unless set separately
     mine = make_learner("maml-rl", point_nav, inner_lr=0.3).config
     assert (mine.inner_lr, mine.eval_inner_lr, mine.eval_later_lr) == (0.3, 0.3, 0.3)
@@ -155,8 +156,36 @@ def test_policy_acts_in_the_unit_box_rescaled_to_the_env_box(point_nav):
                                to_box(policy_mean(state.params, traj.obs[0, 0])), rtol=1e-6)
 
 
+def test_step_budget_keeps_whole_episodes_until_the_budget_as_rllab():
+    lengths = [3, 5, 2, 4]
+    mask = np.zeros((4, 6), np.float32)
+    for e, n in enumerate(lengths):
+        mask[e, :n] = 1.0
+    rewards = -np.arange(1, 25, dtype=np.float32).reshape(4, 6) * mask
+    z = np.zeros_like(mask)
+    traj = Trajectories(obs=np.zeros((4, 6, 2), np.float32), actions=z[..., None], rewards=rewards, dones=z > 0, mask=mask)
+    # steps before each episode: 0, 3, 8, 10 -> a budget of 8 keeps the first two (the second ends past 8)
+    kept = step_budget(traj, 8)
+    np.testing.assert_array_equal(np.asarray(kept.mask).sum(-1), [3, 5, 0, 0])
+    assert float(mean_episode_return(kept)) == pytest.approx(np.mean([rewards[0].sum(), rewards[1].sum()]))
+    np.testing.assert_array_equal(np.asarray(step_budget(traj, 9).mask).sum(-1), [3, 5, 2, 0])
+    assert step_budget(traj, 0) is traj
+    assert float(mean_episode_return(traj)) == pytest.approx(rewards.sum(-1).mean())
+
+
+def test_eval_batches_follow_the_step_budget(point_nav):
+    """Episodes of 8 steps (nothing reaches the goal so soon), budget 10: two of four are kept."""
+    learner = make_learner("maml-rl", point_nav, **{**TINY, "eval_episodes": 4}, eval_batch_steps=10)
+    state = learner.init(jax.random.key(0))
+    task = jax.tree_util.tree_map(lambda x: x[0], point_nav.eval_tasks("test", 0, 1))
+    traj = learner.adaptation_trajectories(state, task, jax.random.key(1))
+    np.testing.assert_array_equal(np.asarray(traj.mask).sum(-1), np.tile([8, 8, 0, 0], (4, 1)))
+    curve = learner.eval_curve(state, task, jax.random.key(1))
+    np.testing.assert_allclose(curve, episode_returns(traj)[:, :2].mean(-1), rtol=1e-6)
+
+
 def test_evaluation_steps_after_the_first_use_eval_later_lr(point_nav):
-    learner = make_learner("maml-rl", point_nav, **TINY, eval_inner_lr=0.4, eval_later_lr=0.1)
+    learner = make_learner("maml-rl", point_nav, **TINY, eval_inner_lr=0.4, eval_later_lr=0.1, eval_batch_steps=0)
     state = learner.init(jax.random.key(0))
     task = jax.tree_util.tree_map(lambda x: x[0], point_nav.eval_tasks("test", 0, 1))
     key = jax.random.key(3)
