@@ -38,6 +38,7 @@ def launch(tmp_path: Path, pid: int, nproc: int, port: int) -> tuple[subprocess.
     return proc, out
 
 
+@pytest.mark.slow  # the default suite runs the same collectives end to end in test_harness_two_process.py
 def test_two_processes_match_single_process(tmp_path: Path) -> None:
     port = free_port()
     jobs = [launch(tmp_path, 0, 2, port), launch(tmp_path, 1, 2, port), launch(tmp_path, 0, 0, 0)]

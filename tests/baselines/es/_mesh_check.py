@@ -80,7 +80,28 @@ def main() -> None:
         out["learner_indivisible_error"] = str(e)
     per_dev = ESToy(env, ESToy.Config(population_per_device=4, sigma=0.1), mesh=mesh8)
     out["population_per_device_total"] = per_dev.population
+    out["harness"] = harness_runs(mesh8, mesh1)
     print(json.dumps(out))
+
+
+def harness_runs(mesh8: Mesh, mesh1: Mesh) -> dict:
+    """ES-ProtoNet through the harness (train, validate, test) on both meshes, global mode."""
+    import tempfile
+
+    from metabench.baselines._synthetic import synthetic_env
+    from metabench.harness.train import run
+
+    env = synthetic_env(ways=3, shots=1, queries=2, classes=15, per_class=6)
+    cfg = {"channels": 4, "population": 16, "meta_batch": 2, "standardise": "global", "sigma": 0.05}
+    res = {}
+    for name, mesh in (("8", mesh8), ("1", mesh1)):
+        with tempfile.TemporaryDirectory() as tmp:
+            r = run(env, "es-protonet", steps=3, out_dir=tmp, val_every=2, val_tasks=20, progress=False,
+                    write_result=False, overrides=cfg, mesh=mesh)
+        res[name] = {"mean": float(r.metric["mean"]), "n_tasks": int(r.metric["n_tasks"]),
+                     "mesh": r.record["device"]["mesh"],
+                     "val": [float(v["value"]) for v in r.record["validation"]["history"]]}
+    return res
 
 
 if __name__ == "__main__":

@@ -61,3 +61,12 @@ def test_indivisible_population_is_a_config_error(report: dict) -> None:
     assert "not divisible by the 8 devices" in report["indivisible_error"]
     assert "not divisible by the 8 devices" in report["learner_indivisible_error"]
     assert report["population_per_device_total"] == 32
+
+
+def test_es_protonet_through_the_harness_on_8_devices(report: dict) -> None:
+    """Training, validation and the test evaluation of the harness on an 8-device mesh = 1 device."""
+    h8, h1 = report["harness"]["8"], report["harness"]["1"]
+    assert h8["mesh"] == {"pop": 8} and h1["mesh"] == {"pop": 1}
+    assert h8["n_tasks"] == h1["n_tasks"] > 0
+    assert h8["mean"] == pytest.approx(h1["mean"], abs=1e-6)
+    assert len(h8["val"]) >= 1 and h8["val"] == pytest.approx(h1["val"], abs=1e-6)
