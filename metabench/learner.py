@@ -60,6 +60,10 @@ class Learner(abc.ABC):
     #: True if meta-training tasks may have another number of ways than the env's
     #: (no N-way head: ProtoNet); the harness's ``train_env_overrides`` need it.
     any_ways: ClassVar[bool] = False
+    #: True: the harness evaluates one task per jitted ``eval_curve`` call instead of vmapping
+    #: it over a batch of tasks (MAML on images: vmapped per-task weights become grouped
+    #: convolutions, which XLA CPU runs slowly). Same values either way.
+    eval_per_task: bool = False
     Config: ClassVar[type[LearnerConfig]] = LearnerConfig
 
     def __init__(self, env: Any, config: LearnerConfig, mesh: jax.sharding.Mesh | None = None):

@@ -26,21 +26,35 @@ def eval_key(env: Any, split: str) -> jax.Array:
     return jax.random.fold_in(base, split_salt(split))
 
 
+def _per_task(curve: Callable[..., Any]) -> Callable[..., Any]:
+    """``(state, tasks, keys) -> float32[N, S]`` by one ``curve(state, task, key)`` call per task."""
+
+    def run(state: Any, tasks: Any, keys: Any) -> np.ndarray:
+        n = int(keys.shape[0])
+        rows = [curve(state, jax.tree_util.tree_map(lambda x, i=i: x[i], tasks), keys[i]) for i in range(n)]
+        return np.stack([np.asarray(r) for r in rows])
+
+    return run
+
+
 class Evaluator:
     """Runs ``learner.eval_curve`` over frozen eval tasks in jitted, vmapped batches.
 
     A learner with ``jittable = False`` (host-simulated envs) provides
-    ``eval_curves(state, tasks, keys) -> float32[N, S]`` for a batch instead.
+    ``eval_curves(state, tasks, keys) -> float32[N, S]`` for a batch instead; one with
+    ``eval_per_task = True`` is evaluated one task per jitted call (same values).
     """
 
     def __init__(self, learner: Any, env: Any, batch_size: int = 50):
         self.learner = learner
         self.env = env
         self.batch_size = batch_size
-        if getattr(learner, "jittable", True):
-            self._fn: Callable[..., Any] = jax.jit(jax.vmap(learner.eval_curve, in_axes=(None, 0, 0)))
-        else:  # host-simulated envs (MuJoCo): the learner batches (and jits) itself
-            self._fn = learner.eval_curves
+        if not getattr(learner, "jittable", True):  # host-simulated envs (MuJoCo): the learner batches (and jits) itself
+            self._fn: Callable[..., Any] = learner.eval_curves
+        elif getattr(learner, "eval_per_task", False):
+            self._fn = _per_task(jax.jit(learner.eval_curve))
+        else:
+            self._fn = jax.jit(jax.vmap(learner.eval_curve, in_axes=(None, 0, 0)))
 
     def curves(self, state: Any, split: str = "test", n_tasks: int | None = None) -> np.ndarray:
         """Per-task curves ``float32[n_tasks, S]`` on the first ``n_tasks`` frozen tasks of ``split``."""

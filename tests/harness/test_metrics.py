@@ -52,6 +52,22 @@ def test_evaluating_a_prefix_gives_the_prefix(tiny: Any, sine_env: Any) -> None:
         Evaluator(learner, sine_env).curves(state, "test", 41)
 
 
+def test_per_task_evaluation_equals_vmapped_evaluation() -> None:
+    """MAML on images evaluates one task per call (``eval_per_task``); the values are the vmapped ones."""
+    from metabench.baselines._synthetic import synthetic_env
+
+    env = synthetic_env(ways=3, shots=1, queries=2, classes=15, per_class=6)
+    learner = metabench.make_learner("maml", env, channels=4, meta_batch=2, eval_steps=2)
+    assert learner.eval_per_task
+    state = learner.init(jax.random.key(0))
+    per_task = Evaluator(learner, env, batch_size=4).curves(state, "test", 6)
+    learner.eval_per_task = False
+    batched = Evaluator(learner, env, batch_size=4).curves(state, "test", 6)
+    assert per_task.shape == batched.shape == (6, 3)
+    np.testing.assert_allclose(per_task, batched, rtol=1e-5, atol=1e-6)
+    assert not metabench.make_learner("maml", metabench.make("sinusoid-5s")).eval_per_task  # vmapped MLPs
+
+
 def test_config_hash_ignores_data_paths_but_not_settings() -> None:
     spec = metabench.spec("omniglot-lite-5w1s").to_dict()
     moved = {**spec, "kwargs": {**spec["kwargs"], "root": "/elsewhere"}, "overrides": ["root"]}
