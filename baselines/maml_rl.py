@@ -169,9 +169,10 @@ class MamlRL(Learner):
             eval_batch_steps=fam.get("eval_batch_steps", 0) if config.eval_batch_steps is None else config.eval_batch_steps,
         )
         if c.eval_inner_lr is None:
-            c = dataclasses.replace(c, eval_inner_lr=c.inner_lr if config.inner_lr is not None else fam["inner_lr"])
-        if c.eval_later_lr is None:
-            later = fam.get("eval_later_lr") if config.inner_lr is None and config.eval_inner_lr is None else None
+            c = dataclasses.replace(c, eval_inner_lr=c.inner_lr)
+        if c.eval_later_lr is None:  # the family's schedule only when no step size was set by hand
+            own_lr = config.inner_lr is not None or config.eval_inner_lr is not None
+            later = None if own_lr else fam.get("eval_later_lr")
             c = dataclasses.replace(c, eval_later_lr=c.eval_inner_lr if later is None else later)
         for name in ("inner_lr", "eval_inner_lr", "eval_later_lr"):
             if not getattr(c, name) >= 0.0:
@@ -415,16 +416,15 @@ class MamlRL(Learner):
 def step_budget(traj: Trajectories, budget: int) -> Trajectories:
     """Keep the leading episodes of ``traj [..., E, T]`` whose predecessors took < ``budget`` steps.
 
-    rllab's batch sampling (whole episodes until ``budget`` env steps); the others get mask 0.
-    ``budget = 0``: ``traj`` unchanged.
+    rllab's batch sampling (whole episodes until ``budget`` env steps); the others get mask 0
+    (returns, baselines and losses all weigh steps by the mask). ``budget = 0``: ``traj`` unchanged.
     """
     if budget <= 0:
         return traj
     mask = jnp.asarray(traj.mask, jnp.float32)
     lengths = mask.sum(-1)
     before = jnp.cumsum(lengths, axis=-1) - lengths
-    keep = (before < budget).astype(jnp.float32)[..., None]
-    return traj._replace(mask=mask * keep, rewards=jnp.asarray(traj.rewards) * keep)
+    return traj._replace(mask=mask * (before < budget).astype(jnp.float32)[..., None])
 
 
 def mean_episode_return(traj: Trajectories) -> jax.Array:
