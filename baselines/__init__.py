@@ -24,7 +24,7 @@ register_learner(
 register_learner(
     "maml-rl",
     "metabench.baselines.maml_rl:MamlRL",
-    "MAML for RL: Gaussian MLP policy, VPG inner step, PPO-clip outer step (Finn et al. 2017 sec. 5.3); `maml` on RL envs",
+    "MAML for RL: Gaussian MLP policy, VPG inner step, TRPO outer step (PPO-clip option) (Finn et al. 2017 sec. 5.3); `maml` on RL envs",
 )
 register_learner(
     "random-policy",

@@ -12,17 +12,23 @@ For each task ``T_i`` of a meta-batch (Algorithm 3):
    (``inner_steps`` times, re-sampling with the current adapted policy before each step);
 3. sample ``episodes`` trajectories ``D'_i`` with ``pi_theta'_i``.
 
-Outer step: the PPO clipped surrogate (Schulman et al. 2017) of the *adapted* policies,
+Outer step (``outer``): ``"trpo"`` -- Finn et al.'s choice -- maximises the likelihood-ratio
+surrogate of the *adapted* policies, ``mean_i sum_t mask_t rho_t A'_t / sum_t mask_t``,
+subject to ``mean_i KL(pi_{theta'_i, old} || pi_{theta'_i(theta)}) <= max_kl`` averaged over
+the post-update states, by conjugate gradient on Fisher-vector products and a
+backtracking line search (``metabench.baselines._trpo``; rllab's settings: 10 CG
+iterations, damping 1e-5, ratio 0.8, 15 backtracks; ``max_kl = 0.01`` as their meta step
+size). The Fisher-vector products differentiate through the inner update, as the gradient
+does. ``"ppo"``: the PPO clipped surrogate (Schulman et al. 2017) of the adapted policies,
 ``- mean_i sum_t mask_t min(rho_t A'_t, clip(rho_t, 1 - clip, 1 + clip) A'_t) / sum_t mask_t``
 with ``rho_t = pi_{theta'_i(theta)}(a_t | s_t) / pi_{theta'_i, old}(a_t | s_t)``, minimised
 with Adam (``meta_lr``) for ``outer_epochs`` epochs on the same samples. ``theta'_i(theta)``
 is recomputed from the fixed ``D_i`` in every epoch, so the meta-gradient differentiates
 through the inner update (second order, Hessian-vector products of the inner loss;
 ``first_order=True`` drops them, eq. 3.7). Like Finn et al.'s code it ignores the
-dependence of the sampling distribution of ``D_i`` on ``theta``. Finn et al. used TRPO for
-the outer step; the clipped surrogate (as in ProMP's "MAML-PPO", Rothfuss et al. 2019,
-whose ``clip = 0.3``, 5 epochs, Adam ``1e-3`` are the defaults here) needs no
-conjugate gradient or line search and keeps the step one jitted function.
+dependence of the sampling distribution of ``D_i`` on ``theta``. The clipped surrogate
+(ProMP's "MAML-PPO", Rothfuss et al. 2019, whose ``clip = 0.3``, 5 epochs, Adam ``1e-3``
+are its defaults here) needs no conjugate gradient or line search.
 
 Defaults follow Finn et al. (section 5.3 and their rllab scripts): policy MLP 2 x 100 ReLU
 with a state-independent log-std (initial std 1) acting in ``[-1, 1]^A`` rescaled to the
@@ -80,9 +86,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.flatten_util import ravel_pytree
 
 from metabench.baselines._policy import init_policy, log_prob, policy_mean, sample_action
 from metabench.baselines._rl_baseline import advantages
+from metabench.baselines._trpo import trpo_step
 from metabench.baselines.maml import MamlState
 from metabench.errors import ConfigError
 from metabench.learner import Learner, LearnerConfig
@@ -96,6 +104,15 @@ _FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+OUTER_STEPS = ("trpo", "ppo")
+
+
+def _gauss_kl(mu0: jax.Array, log_std0: jax.Array, mu1: jax.Array, log_std1: jax.Array) -> jax.Array:
+    """``KL(N(mu0, e^{2 log_std0}) || N(mu1, e^{2 log_std1}))`` of diagonal Gaussians, summed over the last axis."""
+    var0, var1 = jnp.exp(2.0 * log_std0), jnp.exp(2.0 * log_std1)
+    return jnp.sum(log_std1 - log_std0 + (var0 + jnp.square(mu0 - mu1)) / (2.0 * var1) - 0.5, axis=-1)
+
+
 def _family_defaults(env: Any) -> dict[str, Any]:
     return {"inner_lr": 0.1, **_FAMILY_DEFAULTS.get(env.spec.name, {})}
 
@@ -105,7 +122,7 @@ def _tree_index(tree: Any, i: int) -> Any:
 
 
 class MamlRL(Learner):
-    """MAML for RL with a Gaussian MLP policy, VPG inner steps and a PPO outer step (module docstring)."""
+    """MAML for RL with a Gaussian MLP policy, VPG inner steps and a TRPO or PPO outer step (module docstring)."""
 
     kinds: ClassVar[frozenset[str]] = frozenset({"rl"})
 
@@ -122,6 +139,8 @@ class MamlRL(Learner):
         eval_batch_steps: > 0: evaluation batches of whole episodes until this many env steps
             (rllab's ``batch_size``; ``eval_episodes`` is the cap), 0: ``eval_episodes``
             episodes (module docstring). JAX envs only.
+        outer: ``"trpo"`` (Finn et al.) or ``"ppo"`` (module docstring).
+        max_kl, cg_iters: TRPO's trust region (mean KL of the adapted policies) and CG iterations.
         meta_lr: Adam step size of the outer PPO step; outer_epochs: Adam steps per batch of samples;
             clip: PPO clip range (ProMP's MAML-PPO values).
         first_order: drop the second-order term (eq. 3.7).
@@ -143,6 +162,9 @@ class MamlRL(Learner):
         eval_inner_lr: float | None = None
         eval_later_lr: float | None = None
         eval_batch_steps: int | None = None
+        outer: str = "trpo"
+        max_kl: float = 0.01
+        cg_iters: int = 10
         meta_lr: float = 1e-3
         outer_epochs: int = 5
         clip: float = 0.3
@@ -188,6 +210,10 @@ class MamlRL(Learner):
             raise ConfigError(f"maml-rl: discount must lie in (0, 1], got {c.discount}")
         if not c.clip > 0.0:
             raise ConfigError(f"maml-rl: clip must be > 0, got {c.clip}")
+        if c.outer not in OUTER_STEPS:
+            raise ConfigError(f"maml-rl: unknown outer step {c.outer!r}; choose one of {', '.join(OUTER_STEPS)}")
+        if not c.max_kl > 0.0 or c.cg_iters < 1:
+            raise ConfigError(f"maml-rl: TRPO needs max_kl > 0 and cg_iters >= 1, got {c.max_kl} and {c.cg_iters}")
         if len(env.observation_space.shape) != 1 or len(env.action_space.shape) != 1:
             raise ConfigError(f"maml-rl: needs flat observations and actions, {env.spec.id} has "
                               f"{env.observation_space.shape} and {env.action_space.shape}")
@@ -288,7 +314,65 @@ class MamlRL(Learner):
 
     def _outer_update(self, state: MamlState, pre: Trajectories, post: Trajectories, old_logp: jax.Array,
                       adv: jax.Array) -> tuple[MamlState, jax.Array]:
-        """``outer_epochs`` Adam steps on the mean clipped surrogate over tasks; returns the first loss."""
+        """The outer step on a batch of tasks' samples ``pre [N, K, E, T]``, ``post [N, E, T]``."""
+        if self.config.outer == "trpo":
+            return self._trpo_update(state, pre, post, old_logp, adv)
+        return self._ppo_update(state, pre, post, old_logp, adv)
+
+    def trpo_problem(self, state: MamlState, pre: Trajectories, post: Trajectories, old_logp: jax.Array,
+                     adv: jax.Array) -> tuple[jax.Array, Any, Any, Any, Any]:
+        """``(theta_0, loss, kl, fvp, unravel)`` of the TRPO meta-step on flat parameters.
+
+        loss: minus the likelihood-ratio surrogate of the adapted policies (mean over tasks of the
+        masked mean over steps); kl: mean KL(old adapted || new adapted) over the same steps;
+        fvp: its Hessian at theta_0 times a vector, as J^T M J v through the adapted policies'
+        outputs (M: 1 / var on the means, 2 on the log-stds, no cross terms -- the Hessian of
+        the Gaussian KL in its outputs at theta_0, where it equals the Hessian of ``kl``).
+        """
+        flat0, unravel = ravel_pytree(state.params)
+        mask = jnp.asarray(post.mask, jnp.float32)  # [N, E, T]
+        denom = jnp.maximum(mask.sum((1, 2)), 1.0)
+
+        def adapted(flat: jax.Array) -> Any:
+            return jax.vmap(self.adapt_chain, (None, 0))(unravel(flat), pre)
+
+        def outputs(flat: jax.Array) -> tuple[jax.Array, jax.Array]:
+            new = adapted(flat)
+            return jax.vmap(policy_mean)(new, post.obs), new["log_std"]  # [N, E, T, A], [N, A]
+
+        (old_mu, old_ls), jvp_fn = jax.linearize(outputs, flat0)
+        old_mu, old_ls = jax.lax.stop_gradient((old_mu, old_ls))
+        _, vjp_fn = jax.vjp(outputs, flat0)
+
+        def loss(flat: jax.Array) -> jax.Array:
+            ratio = jnp.exp(jax.vmap(log_prob)(adapted(flat), post.obs, post.actions) - old_logp)
+            return -jnp.mean(jnp.sum(mask * ratio * adv, (1, 2)) / denom)
+
+        def kl(flat: jax.Array) -> jax.Array:
+            mu, ls = outputs(flat)
+            k = _gauss_kl(old_mu, old_ls[:, None, None, :], mu, ls[:, None, None, :])
+            return jnp.mean(jnp.sum(mask * k, (1, 2)) / denom)
+
+        w = mask / denom[:, None, None] / mask.shape[0]  # each step's weight in ``kl``
+        inv_var = jnp.exp(-2.0 * old_ls)[:, None, None, :]
+
+        def fvp(v: jax.Array) -> jax.Array:
+            d_mu, d_ls = jvp_fn(v)
+            return vjp_fn((w[..., None] * inv_var * d_mu, 2.0 * w.sum((1, 2))[:, None] * d_ls))[0]
+
+        return flat0, loss, kl, fvp, unravel
+
+    def _trpo_update(self, state: MamlState, pre: Trajectories, post: Trajectories, old_logp: jax.Array,
+                     adv: jax.Array) -> tuple[MamlState, jax.Array]:
+        """TRPO on the adapted policies (module docstring); returns the surrogate after the step."""
+        c = self.config
+        flat0, loss, kl, fvp, unravel = self.trpo_problem(state, pre, post, old_logp, adv)
+        res = trpo_step(loss, kl, flat0, fvp=fvp, max_kl=c.max_kl, cg_iters=c.cg_iters)
+        return MamlState(unravel(res.theta), state.opt_state, state.step + 1), res.loss_after
+
+    def _ppo_update(self, state: MamlState, pre: Trajectories, post: Trajectories, old_logp: jax.Array,
+                    adv: jax.Array) -> tuple[MamlState, jax.Array]:
+        """``outer_epochs`` Adam steps on the mean clipped surrogate over tasks; returns the last epoch's loss."""
 
         def loss_fn(p: Any) -> jax.Array:
             return jnp.mean(jax.vmap(self.ppo_loss, (None, 0, 0, 0, 0))(p, pre, post, old_logp, adv))

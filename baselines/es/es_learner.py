@@ -77,6 +77,7 @@ class ESOptions(LearnerConfig):
         grouped one, which XLA's CPU backend runs slowly -- measured here (ProtoNet Conv-4
         16 channels, population 64, Omniglot 5w5s) at 2.04 s per step with ``0``, 1.17 s with
         ``8`` and 0.23 s with ``1``. On GPU/TPU try ``0``.
+    antithetic: WSR with mirrored pairs ``+eps, -eps`` (Salimans et al. 2017; off in the seed).
     """
 
     estimator: str = "wsr"
@@ -89,6 +90,7 @@ class ESOptions(LearnerConfig):
     es_optimizer: str = "sgd"
     standardise: str = "local"
     candidate_batch: int = 1
+    antithetic: bool = False
 
 
 def es_config(inner_config: type[LearnerConfig], name: str = "Config") -> type[LearnerConfig]:
@@ -164,12 +166,17 @@ class ESLearner(Learner):
 
             self.estimator = None
             self.evosax = EvosaxAdapter(
-                cfg.strategy, population, self.dim, sigma=cfg.sigma, learning_rate=cfg.alpha
+                cfg.strategy,
+                population,
+                self.dim,
+                sigma=cfg.sigma,
+                learning_rate=cfg.alpha,
+                adam=cfg.es_optimizer == "adam",
             )
         else:
             self.evosax = None
             self.estimator = Estimator(
-                cfg.estimator, population, cfg.sigma, cfg.fd_step, cfg.standardise, cfg.candidate_batch
+                cfg.estimator, population, cfg.sigma, cfg.fd_step, cfg.standardise, cfg.candidate_batch, cfg.antithetic
             )
             self.estimator.check_dim(self.dim)
             self._estimate = sharded_estimator(self.estimator, self._fitness, self.pop_mesh)

@@ -25,6 +25,13 @@ constant ``h / n`` would only rescale the learning rate), so ``g`` approximates
 ``grad F`` to O(h). Candidates with index > D (padding to fill a mesh) are ``mu`` and
 carry zero weight.
 
+Mirrored sampling (``antithetic=True``; off by default, the seed's eq. (8) draws every
+``eps_i`` independently): candidates ``2k`` and ``2k + 1`` get ``+eps_k`` and ``-eps_k``
+(Salimans et al. 2017, section 2.2 -- the seed's reference [23], whose distributed ES it
+builds on). Eq. (9) is unchanged; per pair it becomes ``(F(mu + eps) - F(mu - eps)) /
+sigma' * eps / n``, a central difference along ``eps``, which removes the variance that
+the fitness mean contributes. Population (and, in local mode, each shard's share) must be even.
+
 Every candidate's noise is regenerated from ``fold_in(noise_key, i)`` with its *global*
 index ``i``: no noise is ever sent between devices, and the population does not depend
 on how it is split over devices. All candidates are evaluated with the same fitness key
@@ -64,6 +71,7 @@ class Estimator:
         per-shard estimates are averaged by one all-reduce (the seed, section II-F);
         ``"global"``: fitness values are all-gathered and standardised together, so the
         result does not depend on the number of devices.
+    antithetic: mirrored pairs ``+eps_k, -eps_k`` (see the module docstring); WSR only.
     candidate_batch: ``0``: all of a shard's candidates are evaluated in one ``vmap``;
         ``k > 0``: ``lax.map`` in batches of ``k`` (lower peak memory; ``1`` is needed when
         the fitness itself differentiates through convolutions, e.g. MAML's inner loop,
@@ -76,6 +84,7 @@ class Estimator:
     fd_step: float = 1e-3
     mode: str = "local"
     candidate_batch: int = 0
+    antithetic: bool = False
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -91,6 +100,13 @@ class Estimator:
                 raise ConfigError(f"sigma must be > 0 (the noise standard deviation of eq. 8), got {self.sigma}")
             if self.population < 2:
                 raise ConfigError(f"WSR needs population >= 2 to standardise fitness, got {self.population}")
+            if self.antithetic and self.population % 2:
+                raise ConfigError(
+                    f"antithetic (mirrored) sampling pairs candidates, so the population must be even, "
+                    f"got {self.population}"
+                )
+        if self.method == "fd" and self.antithetic:
+            raise ConfigError("antithetic sampling applies to WSR only; finite differences nudge one parameter each")
         if self.method == "fd" and not self.fd_step > 0:
             raise ConfigError(f"fd_step must be > 0 (the seed uses 0.001), got {self.fd_step}")
 
@@ -122,6 +138,9 @@ class ShardResult(NamedTuple):
 def perturbation(est: Estimator, noise_key: jax.Array, index: jax.Array, dim: int) -> jax.Array:
     """``eps_i: float32[D]`` of candidate ``index`` (global index), eqs. (7)-(8) or the FD nudge."""
     if est.method == "wsr":
+        if est.antithetic:  # pair k = (2k, 2k + 1) shares +eps_k / -eps_k
+            sign = jnp.where(index % 2 == 0, 1.0, -1.0).astype(jnp.float32)
+            return sign * est.sigma * jax.random.normal(jax.random.fold_in(noise_key, index // 2), (dim,), jnp.float32)
         return est.sigma * jax.random.normal(jax.random.fold_in(noise_key, index), (dim,), jnp.float32)
     valid = (index >= 1) & (index <= dim)
     return jnp.where(valid, est.fd_step, 0.0) * jax.nn.one_hot(index - 1, dim, dtype=jnp.float32)

@@ -10,7 +10,8 @@ fitness shaping inside ``tell`` (centered ranks for Open_ES/PGPE, rank weights f
 
 The initial search standard deviation ``sigma`` is set through whichever knob the
 strategy has: ``std_schedule=optax.constant_schedule(sigma)`` or ``params.std_init``.
-The mean update uses ``optax.sgd(learning_rate)`` where the strategy takes an optimiser.
+The mean update uses ``optax.sgd(learning_rate)`` (``optax.adam`` with ``adam=True``) where
+the strategy takes an optimiser.
 """
 
 from __future__ import annotations
@@ -42,12 +43,21 @@ class EvosaxAdapter:
     population: total population size.
     dim: number of parameters ``D``.
     sigma: initial (or fixed, for Open_ES) search standard deviation; must be > 0.
-    learning_rate: SGD step on the mean, for strategies that take an optax optimiser.
+    learning_rate: step size on the mean, for strategies that take an optax optimiser.
+    adam: use ``optax.adam(learning_rate)`` instead of ``optax.sgd`` for that step.
     options: extra keyword arguments for the strategy constructor (e.g. ``use_antithetic_sampling``).
     """
 
     def __init__(
-        self, strategy: str, population: int, dim: int, *, sigma: float, learning_rate: float, **options: Any
+        self,
+        strategy: str,
+        population: int,
+        dim: int,
+        *,
+        sigma: float,
+        learning_rate: float,
+        adam: bool = False,
+        **options: Any,
     ):
         table = distribution_strategies()
         if strategy not in table:
@@ -61,7 +71,7 @@ class EvosaxAdapter:
         accepted = inspect.signature(cls.__init__).parameters
         kwargs: dict[str, Any] = dict(options)
         if "optimizer" in accepted and "optimizer" not in kwargs:
-            kwargs["optimizer"] = optax.sgd(learning_rate)
+            kwargs["optimizer"] = (optax.adam if adam else optax.sgd)(learning_rate)
         if "std_schedule" in accepted and "std_schedule" not in kwargs:
             kwargs["std_schedule"] = optax.constant_schedule(sigma)
         unknown = sorted(set(kwargs) - set(accepted))

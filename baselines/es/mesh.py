@@ -103,6 +103,11 @@ def sharded_estimator(
     ``shard_map`` (the collectives are then no-ops).
     """
     per_shard = check_population(est.population, mesh)
+    if est.antithetic and per_shard % 2:
+        raise ConfigError(
+            f"antithetic sampling keeps each +eps/-eps pair on one device, so the population per device "
+            f"must be even; got {per_shard} ({est.population} over {pop_size(mesh)} devices)"
+        )
 
     def body(mu: jax.Array, tasks: Any, key: jax.Array) -> ShardResult:
         first = jax.lax.axis_index(POP) * per_shard

@@ -128,3 +128,41 @@ def test_standardise_constant_fitness_is_zero_and_nan_propagates() -> None:
     np.testing.assert_array_equal(standardise(f, jnp.mean(f), jnp.std(f)), jnp.zeros(4))
     g = jnp.array([1.0, jnp.nan, 2.0])
     assert bool(jnp.all(jnp.isnan(standardise(g, jnp.mean(g), jnp.std(g)))))
+
+
+def test_antithetic_pairs_are_mirrored_and_match_eq9_by_hand() -> None:
+    """Candidates 2k, 2k+1 get +eps_k, -eps_k; the estimate is still eq. (9) over them."""
+    mu = jnp.full(DIM, 0.3)
+    est = Estimator("wsr", population=8, sigma=0.1, antithetic=True)
+    key = jax.random.key(3)
+    noise_key, _ = jax.random.split(key)
+    eps = np.stack([np.asarray(perturbation(est, noise_key, jnp.int32(i), DIM)) for i in range(8)])
+    np.testing.assert_array_equal(eps[0::2], -eps[1::2])
+    z = np.stack([np.asarray(jax.random.normal(jax.random.fold_in(noise_key, k), (DIM,))) for k in range(4)])
+    np.testing.assert_allclose(eps[0::2], 0.1 * z, rtol=1e-6)
+    f = np.array([float(quad_fitness(mu + e, None, None)) for e in eps])
+    expect = ((f - f.mean()) / f.std()) @ eps / 8
+    got = estimate(est, quad_fitness, mu, None, key).grad
+    np.testing.assert_allclose(got, expect, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["local", "global"])
+def test_antithetic_sampling_reduces_the_estimate_error(mode: str) -> None:
+    """Near the optimum the curvature term (even in eps) swamps the plain estimate; mirrored
+    pairs cancel it exactly on a quadratic (F(mu + eps) - F(mu - eps) = 2 grad . eps)."""
+    mu = C + 0.1
+    truth = true_grad(mu)
+
+    def mean_cos(antithetic: bool) -> float:
+        est = Estimator("wsr", population=16, sigma=0.2, mode=mode, antithetic=antithetic)
+        return float(np.mean([cosine(estimate(est, quad_fitness, mu, None, jax.random.key(k)).grad, truth) for k in range(16)]))
+
+    plain, mirrored = mean_cos(False), mean_cos(True)
+    assert mirrored > plain + 0.1, (plain, mirrored)  # measured 0.56 -> 0.74
+
+
+def test_antithetic_needs_an_even_wsr_population() -> None:
+    with pytest.raises(ConfigError, match="must be even"):
+        Estimator("wsr", population=7, antithetic=True)
+    with pytest.raises(ConfigError, match="WSR only"):
+        Estimator("fd", population=DIM + 1, antithetic=True)

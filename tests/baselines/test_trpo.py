@@ -1,0 +1,111 @@
+"""TRPO step (baselines/_trpo.py) and its use as MAML-RL's outer step (Finn et al. 2017)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.flatten_util import ravel_pytree
+
+import metabench
+import metabench.baselines  # noqa: F401  (registers the learners)
+from metabench.baselines._trpo import conjugate_gradient, trpo_step
+from metabench.errors import ConfigError
+from metabench.learner import make_learner
+
+D = 5
+F = jnp.asarray(np.diag([0.5, 1.0, 2.0, 4.0, 8.0]) + 0.1, jnp.float32)  # SPD "Fisher"
+G = jnp.asarray([1.0, -2.0, 0.5, 0.0, 3.0], jnp.float32)
+
+
+def test_conjugate_gradient_solves_an_spd_system():
+    x, r = conjugate_gradient(lambda v: F @ v, G, iters=D)
+    np.testing.assert_allclose(r, G - F @ x, atol=1e-5)
+    np.testing.assert_allclose(x, np.linalg.solve(np.asarray(F, np.float64), np.asarray(G, np.float64)), rtol=1e-4)
+
+
+def test_full_step_reaches_the_trust_region_boundary_along_the_natural_gradient():
+    """Linear loss; the Fisher F as ``fvp``: the step is -sqrt(2 max_kl / g F^-1 g) F^-1 g, where
+    the quadratic model of the KL equals max_kl. The true KL here is 0.9 of that model, so
+    the first candidate is accepted (rllab's rule: loss improved and KL <= max_kl)."""
+    theta0 = jnp.zeros(D)
+    res = trpo_step(lambda t: G @ t, lambda t: 0.45 * t @ F @ t, theta0, fvp=lambda v: F @ v, max_kl=0.01,
+                    cg_iters=D, damping=0.0)
+    natural = np.linalg.solve(np.asarray(F, np.float64), np.asarray(G, np.float64))
+    expect = -np.sqrt(2 * 0.01 / (natural @ np.asarray(G, np.float64))) * natural
+    assert bool(res.accepted) and int(res.backtracks) == 0
+    np.testing.assert_allclose(res.theta, expect, rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(float(res.kl), 0.009, rtol=1e-4)
+    assert float(res.loss_after) < float(res.loss_before) == 0.0
+
+
+def test_line_search_backtracks_until_the_loss_improves():
+    """A loss that rises beyond a short distance: the step shrinks by 0.8 until it improves."""
+    theta0 = jnp.zeros(D)
+    loss = lambda t: G @ t + 20.0 * jnp.sum(t**2)  # noqa: E731  minimum close to theta0
+    res = trpo_step(loss, lambda t: 0.5 * t @ F @ t, theta0, max_kl=0.5, cg_iters=D)
+    assert bool(res.accepted) and int(res.backtracks) > 0
+    assert float(res.loss_after) < float(res.loss_before) and float(res.kl) <= 0.5
+    # the previous, longer candidate did not improve the loss
+    full = trpo_step(loss, lambda t: 0.5 * t @ F @ t, theta0, max_kl=0.5, cg_iters=D, max_backtracks=int(res.backtracks))
+    assert not bool(full.accepted)
+
+
+def test_no_improving_step_keeps_the_parameters():
+    theta0 = jnp.full(D, 0.3)
+    res = trpo_step(lambda t: 1.0 + 0.0 * t[0], lambda t: 0.5 * (t - theta0) @ F @ (t - theta0),
+                    theta0, max_kl=0.01)
+    assert not bool(res.accepted)
+    np.testing.assert_array_equal(res.theta, theta0)
+    assert float(res.kl) == 0.0 and float(res.loss_after) == float(res.loss_before)
+
+
+@pytest.fixture(scope="module")
+def point_nav():
+    return metabench.make("point-nav")
+
+
+def _setup(point_nav, **kw):
+    """A tiny MAML-RL learner, its initial state and one batch of (pre, post, old_logp, adv) samples."""
+    learner = make_learner("maml-rl", point_nav, meta_batch=2, episodes=3, horizon=10, hidden=(8,), **kw)
+    state = learner.init(jax.random.key(0))
+    tasks = point_nav.sample_tasks(jax.random.key(1), 2, "train")
+    keys = jax.random.split(jax.random.key(2), 2)
+    pre, post, adapted = jax.vmap(learner._collect_one, (None, 0, 0))(state.params, tasks, keys)
+    old, adv = jax.vmap(learner._post_stats_one)(adapted, post)
+    return learner, state, (pre, post, old, adv)
+
+
+@pytest.mark.parametrize("first_order", [False, True])
+def test_maml_rl_fisher_vector_product_is_the_hessian_of_the_kl(point_nav, first_order):
+    """The Gauss-Newton product J^T M J v equals the exact Hessian-vector product of the mean
+    KL of the adapted policies at theta_0, through the inner step (second order) or not."""
+    learner, state, samples = _setup(point_nav, first_order=first_order)
+    flat0, loss, kl, fvp, _ = learner.trpo_problem(state, *samples)
+    assert abs(float(kl(flat0))) < 1e-6  # KL to itself
+    _, hvp = jax.linearize(jax.grad(kl), flat0)
+    for seed in range(3):
+        v = jax.random.normal(jax.random.key(10 + seed), flat0.shape)
+        a, b = np.asarray(fvp(v), np.float64), np.asarray(hvp(v), np.float64)
+        assert np.linalg.norm(a - b) <= 2e-3 * np.linalg.norm(b), (np.linalg.norm(a - b), np.linalg.norm(b))
+    assert np.all(np.isfinite(np.asarray(jax.grad(loss)(flat0))))
+
+
+def test_maml_rl_trpo_step_improves_the_surrogate_inside_the_trust_region(point_nav):
+    learner, state, samples = _setup(point_nav)
+    flat0, loss, kl, _, _ = learner.trpo_problem(state, *samples)
+    new, out_loss = learner._trpo_update(state, *samples)
+    flat_new = ravel_pytree(new.params)[0]
+    assert int(new.step) == 1 and not np.array_equal(flat_new, flat0)
+    assert float(kl(flat_new)) <= learner.config.max_kl * (1 + 1e-4)
+    assert float(loss(flat_new)) < float(loss(flat0))
+    np.testing.assert_allclose(float(out_loss), float(loss(flat_new)), rtol=1e-5, atol=1e-7)
+
+
+def test_outer_step_options(point_nav):
+    assert make_learner("maml-rl", point_nav).config.outer == "trpo"  # Finn et al.
+    with pytest.raises(ConfigError, match="unknown outer step 'sgd'"):
+        make_learner("maml-rl", point_nav, outer="sgd")
+    with pytest.raises(ConfigError, match="max_kl > 0"):
+        make_learner("maml-rl", point_nav, max_kl=0.0)
