@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+#: the overrides a Table II sweep run may set; runs that change anything else are left out
+SWEEP_KEYS = {"alpha", "sigma", "channels", "population"}
 
 
 def sweep_rows(results: Path, env: str, steps: int) -> list[dict[str, Any]]:
@@ -29,6 +31,8 @@ def sweep_rows(results: Path, env: str, steps: int) -> list[dict[str, Any]]:
         rec = json.loads(path.read_text())
         ov = rec["learner"]["overrides"]
         if rec["run"]["steps"] != steps or "alpha" not in ov or "sigma" not in ov:
+            continue
+        if set(ov) - SWEEP_KEYS:  # other options (antithetic, Adam, ...) are other experiments
             continue
         m = rec["metrics"][0]
         rows.append({

@@ -137,6 +137,8 @@ class ESLearner(Learner):
         inner_fields = {f.name for f in dataclasses.fields(self.inner_class.Config)}
         inner_config = self.inner_class.Config(**{k: v for k, v in config.to_dict().items() if k in inner_fields})
         self.inner = self.inner_class(env, inner_config)
+        #: evaluation delegates to the inner learner, so its evaluation mode carries over (ES-MAML)
+        self.eval_per_task = bool(getattr(self.inner, "eval_per_task", False))
         self.pop_mesh = pop_mesh(mesh)
         cfg: ESOptions = config  # type: ignore[assignment]
         if cfg.estimator not in ESTIMATORS:

@@ -201,3 +201,11 @@ def test_es_maml_on_sinusoid(env, batch) -> None:
     assert float(metrics["collapsed"]) == 0.0 and float(jnp.max(jnp.abs(state2.mu - state.mu))) > 0
     curve = learner.eval_curve(state2, jax.tree.map(lambda x: x[0], tasks), jax.random.key(2))
     assert curve.shape == (3,) and bool(jnp.isfinite(curve).all())
+
+
+def test_evaluation_mode_follows_the_inner_learner(image_env) -> None:
+    """ES-MAML evaluates like MAML (one task per call on images); ES-ProtoNet like ProtoNet."""
+    es_maml = make_learner("es-maml", image_env, channels=4, depth=2, population=4)
+    assert es_maml.eval_per_task == es_maml.inner.eval_per_task == True  # noqa: E712
+    es_proto = make_learner("es-protonet", image_env, channels=4, depth=2, population=4)
+    assert es_proto.eval_per_task == es_proto.inner.eval_per_task == False  # noqa: E712
