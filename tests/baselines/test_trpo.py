@@ -66,10 +66,22 @@ def point_nav():
     return metabench.make("point-nav")
 
 
+def _off_the_kinks(state):
+    """Perturb the initial policy: with rllab's zero biases and point-nav's first observation
+    (0, 0), every hidden pre-activation at t = 0 is exactly 0, a ReLU kink, and the inner
+    step's gradient -- hence the adapted policy, the surrogate and the KL -- jumps under any
+    perturbation of theta_0 (measured: KL 0 at theta_0, 0.0029 at theta_0 + 1e-7 v). Trust-region
+    steps are meaningful only off such points, which training leaves after its first update."""
+    leaves, tree = jax.tree_util.tree_flatten(state.params)
+    keys = jax.random.split(jax.random.key(42), len(leaves))
+    leaves = [x + 0.05 * jax.random.normal(k, x.shape, x.dtype) for x, k in zip(leaves, keys)]
+    return state._replace(params=jax.tree_util.tree_unflatten(tree, leaves))
+
+
 def _setup(point_nav, **kw):
     """A tiny MAML-RL learner, its initial state and one batch of (pre, post, old_logp, adv) samples."""
     learner = make_learner("maml-rl", point_nav, meta_batch=2, episodes=3, horizon=10, hidden=(8,), **kw)
-    state = learner.init(jax.random.key(0))
+    state = _off_the_kinks(learner.init(jax.random.key(0)))
     tasks = point_nav.sample_tasks(jax.random.key(1), 2, "train")
     keys = jax.random.split(jax.random.key(2), 2)
     pre, post, adapted = jax.vmap(learner._collect_one, (None, 0, 0))(state.params, tasks, keys)
@@ -95,7 +107,11 @@ def test_maml_rl_fisher_vector_product_is_the_hessian_of_the_kl(point_nav, first
 def test_maml_rl_trpo_step_improves_the_surrogate_inside_the_trust_region(point_nav):
     learner, state, samples = _setup(point_nav)
     flat0, loss, kl, _, _ = learner.trpo_problem(state, *samples)
-    new, out_loss = learner._trpo_update(state, *samples)
+    v = jax.random.normal(jax.random.key(5), flat0.shape)
+    assert float(kl(flat0 + 1e-6 * v)) < 1e-6  # continuous at theta_0 (see _off_the_kinks)
+    new, out_loss = jax.jit(learner._trpo_update)(state, *samples)
+    again, _ = jax.jit(learner._trpo_update)(state, *samples)
+    assert np.array_equal(ravel_pytree(again.params)[0], ravel_pytree(new.params)[0])  # deterministic
     flat_new = ravel_pytree(new.params)[0]
     assert int(new.step) == 1 and not np.array_equal(flat_new, flat0)
     assert float(kl(flat_new)) <= learner.config.max_kl * (1 + 1e-4)
