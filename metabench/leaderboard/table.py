@@ -46,6 +46,13 @@ def key_config(record: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in items.items()).replace("|", "\\|")
 
 
+def code_version(record: dict[str, Any]) -> str:
+    """Short git revision of the run (``+dirty`` for uncommitted changes); defaults change between versions."""
+    code = record.get("code") or {}
+    rev = (code.get("git_revision") or "")[:7] or code.get("package_version", "?")
+    return f"`{rev}`" + (" +dirty" if code.get("git_dirty") else "")
+
+
 def render(results: Sequence[Row], directory: str | os.PathLike[str], plots: dict[str, list[str]] | None = None) -> str:
     """The README text; links are relative to ``directory`` (where README.md goes)."""
     directory = Path(directory)
@@ -70,14 +77,14 @@ def render(results: Sequence[Row], directory: str | os.PathLike[str], plots: dic
             f"{first['env']['kind']}, {m['name']} ({arrow}), {m['n_tasks']} test tasks, "
             f"eval set `{first['env']['eval_hash'][:12]}`",
             "",
-            f"| # | learner | {m['name']} | key config | steps | seed | device | result |",
-            "|---|---|---|---|---|---|---|---|",
+            f"| # | learner | {m['name']} | key config | steps | seed | device | code | result |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for i, (path, r) in enumerate(rows, 1):
             rel = os.path.relpath(path, directory).replace(os.sep, "/")
             lines.append(
                 f"| {i} | {r['learner']['id']} | {_fmt(r)} | {key_config(r)} | {r['run']['steps']} | {r['seed']} "
-                f"| {r['device']['backend']} | [{path.name}]({rel}) |"
+                f"| {r['device']['backend']} | {code_version(r)} | [{path.name}]({rel}) |"
             )
         for png in (plots or {}).get(env_id, []):
             lines += ["", f"![{Path(png).stem}]({png})"]

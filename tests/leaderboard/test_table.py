@@ -24,6 +24,9 @@ def test_readme_tables_best_first_with_links_and_plots(records: Any, variant: An
     link = f"(results/{variant(reg, learner='ridge-b')['name']}.json)"
     assert link in sine_part
     assert "meta_batch=4" in sine_part and "lower is better" in sine_part and "higher is better" in synth_part
+    code = variant(reg, learner="ridge-b")["code"]  # the run's code version is on its row
+    rev = (code.get("git_revision") or "")[:7] or code["package_version"]
+    assert f"`{rev}`" in sine_part
     pngs = sorted(p.name for p in (tmp_path / "plots").iterdir())
     assert pngs == [
         "sinusoid-5s-v0__adaptation.png", "sinusoid-5s-v0__mse.png", "sinusoid-5s-v0__validation.png",
