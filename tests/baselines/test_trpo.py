@@ -83,10 +83,14 @@ def _setup(point_nav, **kw):
     learner = make_learner("maml-rl", point_nav, meta_batch=2, episodes=3, horizon=10, hidden=(8,), **kw)
     state = _off_the_kinks(learner.init(jax.random.key(0)))
     tasks = point_nav.sample_tasks(jax.random.key(1), 2, "train")
-    keys = jax.random.split(jax.random.key(2), 2)
-    pre, post, adapted = jax.vmap(learner._collect_one, (None, 0, 0))(state.params, tasks, keys)
-    old, adv = jax.vmap(learner._post_stats_one)(adapted, post)
-    return learner, state, (pre, post, old, adv)
+
+    @jax.jit
+    def collect(state, tasks, keys):
+        pre, post, adapted = jax.vmap(learner._collect_one, (None, 0, 0))(state.params, tasks, keys)
+        old, adv = jax.vmap(learner._post_stats_one)(adapted, post)
+        return pre, post, old, adv
+
+    return learner, state, collect(state, tasks, jax.random.split(jax.random.key(2), 2))
 
 
 @pytest.mark.parametrize("first_order", [False, True])
@@ -94,29 +98,43 @@ def test_maml_rl_fisher_vector_product_is_the_hessian_of_the_kl(point_nav, first
     """The Gauss-Newton product J^T M J v equals the exact Hessian-vector product of the mean
     KL of the adapted policies at theta_0, through the inner step (second order) or not."""
     learner, state, samples = _setup(point_nav, first_order=first_order)
-    flat0, loss, kl, fvp, _ = learner.trpo_problem(state, *samples)
-    assert abs(float(kl(flat0))) < 1e-6  # KL to itself
-    _, hvp = jax.linearize(jax.grad(kl), flat0)
-    for seed in range(3):
-        v = jax.random.normal(jax.random.key(10 + seed), flat0.shape)
-        a, b = np.asarray(fvp(v), np.float64), np.asarray(hvp(v), np.float64)
+
+    @jax.jit
+    def products(state, samples, vs):
+        flat0, loss, kl, fvp, _ = learner.trpo_problem(state, *samples)
+        _, hvp = jax.linearize(jax.grad(kl), flat0)
+        return kl(flat0), [fvp(v) for v in vs], [hvp(v) for v in vs], jax.grad(loss)(flat0)
+
+    dim = ravel_pytree(state.params)[0].shape[0]
+    vs = [jax.random.normal(jax.random.key(10 + seed), (dim,)) for seed in range(3)]
+    kl0, fvps, hvps, g = products(state, samples, vs)
+    assert abs(float(kl0)) < 1e-6  # KL to itself
+    for a, b in zip(fvps, hvps):
+        a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
         assert np.linalg.norm(a - b) <= 2e-3 * np.linalg.norm(b), (np.linalg.norm(a - b), np.linalg.norm(b))
-    assert np.all(np.isfinite(np.asarray(jax.grad(loss)(flat0))))
+    assert np.all(np.isfinite(np.asarray(g)))
 
 
 def test_maml_rl_trpo_step_improves_the_surrogate_inside_the_trust_region(point_nav):
     learner, state, samples = _setup(point_nav)
-    flat0, loss, kl, _, _ = learner.trpo_problem(state, *samples)
-    v = jax.random.normal(jax.random.key(5), flat0.shape)
-    assert float(kl(flat0 + 1e-6 * v)) < 1e-6  # continuous at theta_0 (see _off_the_kinks)
-    new, out_loss = jax.jit(learner._trpo_update)(state, *samples)
-    again, _ = jax.jit(learner._trpo_update)(state, *samples)
-    assert np.array_equal(ravel_pytree(again.params)[0], ravel_pytree(new.params)[0])  # deterministic
-    flat_new = ravel_pytree(new.params)[0]
+    v = jax.random.normal(jax.random.key(5), ravel_pytree(state.params)[0].shape)
+
+    @jax.jit
+    def check(state, samples):
+        flat0, loss, kl, _, _ = learner.trpo_problem(state, *samples)
+        new, out_loss = learner._trpo_update(state, *samples)
+        flat_new = ravel_pytree(new.params)[0]
+        return new, out_loss, kl(flat0 + 1e-6 * v), kl(flat_new), loss(flat0), loss(flat_new)
+
+    new, out_loss, kl_near, kl_new, loss0, loss_new = check(state, samples)
+    again = check(state, samples)[0]
+    assert float(kl_near) < 1e-6  # continuous at theta_0 (see _off_the_kinks)
+    flat0, flat_new = ravel_pytree(state.params)[0], ravel_pytree(new.params)[0]
     assert int(new.step) == 1 and not np.array_equal(flat_new, flat0)
-    assert float(kl(flat_new)) <= learner.config.max_kl * (1 + 1e-4)
-    assert float(loss(flat_new)) < float(loss(flat0))
-    np.testing.assert_allclose(float(out_loss), float(loss(flat_new)), rtol=1e-5, atol=1e-7)
+    assert np.array_equal(ravel_pytree(again.params)[0], flat_new)  # deterministic
+    assert float(kl_new) <= learner.config.max_kl * (1 + 1e-4)
+    assert float(loss_new) < float(loss0)
+    np.testing.assert_allclose(float(out_loss), float(loss_new), rtol=1e-5, atol=1e-7)
 
 
 def test_outer_step_options(point_nav):
