@@ -342,7 +342,7 @@ class MamlRL(Learner):
 
         (old_mu, old_ls), jvp_fn = jax.linearize(outputs, flat0)
         old_mu, old_ls = jax.lax.stop_gradient((old_mu, old_ls))
-        _, vjp_fn = jax.vjp(outputs, flat0)
+        vjp_fn = jax.linear_transpose(jvp_fn, flat0)  # J^T from the same linearisation: one primal pass
 
         def loss(flat: jax.Array) -> jax.Array:
             ratio = jnp.exp(jax.vmap(log_prob)(adapted(flat), post.obs, post.actions) - old_logp)

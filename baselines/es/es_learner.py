@@ -163,6 +163,11 @@ class ESLearner(Learner):
             population = cfg.population
         self.population = population
         check_population(population, self.pop_mesh)
+        if cfg.estimator == "evosax" and cfg.antithetic:
+            raise ConfigError(
+                "antithetic applies to the WSR estimator; evosax strategies sample their own population "
+                "(Open_ES mirrors it by default): drop antithetic=true or use estimator='wsr'"
+            )
         if cfg.estimator == "evosax":
             from metabench.baselines.es.evosax_adapter import EvosaxAdapter
 

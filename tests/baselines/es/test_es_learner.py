@@ -127,6 +127,10 @@ def test_config_errors(env) -> None:
         ESToy(env, ESToy.Config(alpha=0.0))
     with pytest.raises(ConfigError, match="'pop'"):
         ESToy(env, ESToy.Config(), mesh=Mesh(np.array(jax.devices()[:1]), ("data",)))
+    with pytest.raises(ConfigError, match="antithetic applies to the WSR estimator"):
+        ESToy(env, ESToy.Config(estimator="evosax", antithetic=True))
+    with pytest.raises(ConfigError, match="WSR only"):
+        ESToy(env, ESToy.Config(estimator="fd", population=0, antithetic=True))
     assert ESToy(env, ESToy.Config(estimator="fd", population=0)).population == 4  # D + 1
 
 
