@@ -1,13 +1,15 @@
 """Seed 000 Table II in our runs: ES-ProtoNet test accuracy against (alpha, sigma), from result JSON.
 
     python benchmarks/report_es_sweep.py [--env omniglot-lite-5w5s-v0] [--steps 300]
+    python benchmarks/report_es_sweep.py --population 1024 --train-ways 10 --name es_sweep_pop1024
 
 Reads every ``es-protonet`` result of ``--env`` in ``leaderboard/results/`` trained for
 ``--steps`` steps whose overrides set ``alpha`` and ``sigma`` (the sweep of
-``metabench run ... --set alpha=A --set sigma=S``), and writes
-``benchmarks/results/es_sweep.json`` (a row per setting: test accuracy ± CI, validation
+``metabench run ... --set alpha=A --set sigma=S``), at total population ``--population``
+and training way ``--train-ways`` (default: the env's own), and writes
+``benchmarks/results/NAME.json`` (a row per setting: test accuracy ± CI, validation
 curve, the harness's collapse record, the result file) and
-``leaderboard/plots/es_alpha_sigma_sweep.png`` (validation curves and test accuracy).
+``leaderboard/plots/NAME.png`` (validation curves and test accuracy).
 No number is typed in here: everything comes from the result files.
 """
 
@@ -22,15 +24,25 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 #: the overrides a Table II sweep run may set; runs that change anything else are left out
-SWEEP_KEYS = {"alpha", "sigma", "channels", "population"}
+SWEEP_KEYS = {"alpha", "sigma", "channels", "population", "candidate_batch"}  # candidate_batch: batching only
 
 
-def sweep_rows(results: Path, env: str, steps: int) -> list[dict[str, Any]]:
+def _train_ways(rec: dict[str, Any]) -> int | None:
+    """The training way when the run trained on another way than it tests (``--train-env-set ways=W``)."""
+    train_env = rec["run"].get("train_env")
+    return int(train_env["kwargs"]["ways"]) if train_env and "ways" in train_env.get("overrides", []) else None
+
+
+def sweep_rows(results: Path, env: str, steps: int, population: int = 64,
+               train_ways: int | None = None) -> list[dict[str, Any]]:
     rows = []
     for path in sorted(results.glob(f"{env}__es-protonet__*.json")):
         rec = json.loads(path.read_text())
         ov = rec["learner"]["overrides"]
         if rec["run"]["steps"] != steps or "alpha" not in ov or "sigma" not in ov:
+            continue
+        cfg = rec["learner"]["config"]
+        if cfg.get("population_total", cfg["population"]) != population or _train_ways(rec) != train_ways:
             continue
         if set(ov) - SWEEP_KEYS:  # other options (antithetic, Adam, ...) are other experiments
             continue
@@ -41,6 +53,7 @@ def sweep_rows(results: Path, env: str, steps: int) -> list[dict[str, Any]]:
             "validation": [(h["step"], h["value"]) for h in rec["validation"]["history"]],
             "collapse": rec["train"].get("collapse"),
             "config": {k: rec["learner"]["config"][k] for k in ("channels", "population", "distance")},
+            "train_ways": train_ways, "backend": rec["device"]["backend"],
             "git_revision": rec["code"]["git_revision"], "result": str(path.relative_to(ROOT)),
         })
     return sorted(rows, key=lambda r: (r["alpha"], r["sigma"]))
@@ -73,20 +86,26 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--env", default="omniglot-lite-5w5s-v0")
     ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--population", type=int, default=64, help="total population of the sweep's runs")
+    ap.add_argument("--train-ways", type=int, default=None, help="training way, if not the env's")
+    ap.add_argument("--name", default="es_sweep", help="output stem under benchmarks/results and leaderboard/plots")
     ap.add_argument("--results", type=Path, default=ROOT / "leaderboard" / "results")
     args = ap.parse_args(argv)
-    rows = sweep_rows(args.results, args.env, args.steps)
+    rows = sweep_rows(args.results, args.env, args.steps, args.population, args.train_ways)
     if not rows:
-        raise SystemExit(f"no es-protonet results with alpha/sigma overrides and {args.steps} steps for {args.env}")
+        raise SystemExit(f"no es-protonet results with alpha/sigma overrides, {args.steps} steps, population "
+                         f"{args.population} and train way {args.train_ways or 'as tested'} for {args.env}")
     payload = {"benchmark": "es_alpha_sigma_sweep (seed 000 Table II)", "env": args.env, "steps": args.steps,
-               "rows": rows}
-    out = ROOT / "benchmarks" / "results" / "es_sweep.json"
+               "population": args.population, "train_ways": args.train_ways, "rows": rows}
+    out = ROOT / "benchmarks" / "results" / f"{args.name}.json"
     fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
     with os.fdopen(fd, "w") as f:
         json.dump(payload, f, indent=1)
     os.replace(tmp, out)
-    plot(rows, ROOT / "leaderboard" / "plots" / "es_alpha_sigma_sweep.png",
-         f"ES-ProtoNet α/σ sweep, {args.env}, {args.steps} steps")
+    plot_name = "es_alpha_sigma_sweep" if args.name == "es_sweep" else args.name
+    ways = f", train way {args.train_ways}" if args.train_ways else ""
+    plot(rows, ROOT / "leaderboard" / "plots" / f"{plot_name}.png",
+         f"ES-ProtoNet α/σ sweep, {args.env}, population {args.population}{ways}, {args.steps} steps")
     for r in rows:
         flag = " collapse" if (r["collapse"] or {}).get("detected") else ""
         print(f"alpha={r['alpha']:g} sigma={r['sigma']:g}: {100 * r['test_accuracy']:.2f} ± {100 * r['ci95']:.2f} %{flag}")

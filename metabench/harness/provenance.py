@@ -29,11 +29,20 @@ def package_versions() -> dict[str, str | None]:
 
 
 def code_version() -> dict[str, Any]:
-    """Git revision and dirty flag of the metabench checkout when it is one, else the package version."""
+    """Git revision and dirty flag of the metabench checkout when it is one, else the package version.
+
+    A copy of a checkout without its ``.git`` (a container, a remote machine) can name its
+    revision in ``METABENCH_GIT_REVISION`` (and ``METABENCH_GIT_DIRTY=0|1``); whoever sets them
+    vouches for the copy -- ``benchmarks/tree_manifest.py check`` verifies every tracked file
+    against the revision's blob hashes before a launcher sets them.
+    """
     import metabench
 
     repo = Path(metabench.__file__).resolve().parent.parent
     out: dict[str, Any] = {"package_version": metabench.__version__, "git_revision": None, "git_dirty": None}
+    fallback = {**out, "git_revision": os.environ.get("METABENCH_GIT_REVISION") or None}
+    if fallback["git_revision"] is not None:
+        fallback["git_dirty"] = {"0": False, "1": True}.get(os.environ.get("METABENCH_GIT_DIRTY", ""))
     try:
         rev = subprocess.run(
             ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
@@ -43,8 +52,10 @@ def code_version() -> dict[str, Any]:
             capture_output=True, text=True, timeout=10, check=True,
         ).stdout
     except (OSError, subprocess.SubprocessError):
-        return out
-    out["git_revision"] = rev or None
+        return fallback
+    if not rev:
+        return fallback
+    out["git_revision"] = rev
     out["git_dirty"] = bool(status.strip()) if rev else None
     return out
 
