@@ -17,7 +17,8 @@ OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 log="$OUT/log.txt"
 exec > >(tee -a "$log") 2>&1
 
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .device/whl/*.whl || exit 1
+python3 -c "import jsonschema" 2>/dev/null ||
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .device/whl/*.whl || exit 1
 rev=$(python3 benchmarks/tree_manifest.py check .device/manifest.json) || { echo "tree differs from the manifest"; exit 1; }
 export PYTHONPATH="/tmp/site:$PWD" METABENCH_GIT_REVISION=$rev METABENCH_GIT_DIRTY=0
 export METABENCH_DATA=$PWD/.device/data METABENCH_CACHE=/tmp/mbcache PYTHONUNBUFFERED=1
