@@ -21,6 +21,9 @@ python3 -c "import jsonschema" 2>/dev/null ||
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .device/whl/*.whl || exit 1
 rev=$(python3 benchmarks/tree_manifest.py check .device/manifest.json) || { echo "tree differs from the manifest"; exit 1; }
 export PYTHONPATH="/tmp/site:$PWD" METABENCH_GIT_REVISION=$rev METABENCH_GIT_DIRTY=0
+# the tool's copy may sit in a git checkout of another commit with this tree's changes on top
+# (seen: HEAD = the session's first commit, "dirty"); hide it so results take the verified revision
+export GIT_DIR=/nonexistent-metabench-git
 export METABENCH_DATA=$PWD/.device/data METABENCH_CACHE=/tmp/mbcache PYTHONUNBUFFERED=1
 # fp32 convolutions as on CPU (XLA's GPU default would use TF32, ~1e-3 relative error,
 # comparable to the fitness differences ES estimates its gradient from)

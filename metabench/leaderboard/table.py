@@ -41,9 +41,22 @@ def _fmt(record: dict[str, Any]) -> str:
 
 
 def key_config(record: dict[str, Any]) -> str:
-    """The learner settings that differ from its defaults, plus meta_batch."""
+    """The learner settings that differ from its defaults, plus meta_batch, plus the training
+    env's options where it differs from the test env (``train: ways=20``)."""
     items = {"meta_batch": record["run"]["meta_batch"], **record["learner"]["overrides"]}
-    return ", ".join(f"{k}={v}" for k, v in items.items()).replace("|", "\\|")
+    text = ", ".join(f"{k}={v}" for k, v in items.items())
+    train_env = record["run"].get("train_env") or {}
+    trained = {k: train_env.get("kwargs", {}).get(k) for k in train_env.get("overrides", [])}
+    if trained:
+        text += "; train: " + ", ".join(f"{k}={v}" for k, v in trained.items())
+    return text.replace("|", "\\|")
+
+
+def device_name(record: dict[str, Any]) -> str:
+    """``cpu``, or the backend with the accelerator's kind (``gpu (NVIDIA H200)``)."""
+    dev = record["device"]
+    kind = dev.get("device_kind")
+    return dev["backend"] if dev["backend"] == "cpu" or not kind else f"{dev['backend']} ({kind})"
 
 
 def code_version(record: dict[str, Any]) -> str:
@@ -84,7 +97,7 @@ def render(results: Sequence[Row], directory: str | os.PathLike[str], plots: dic
             rel = os.path.relpath(path, directory).replace(os.sep, "/")
             lines.append(
                 f"| {i} | {r['learner']['id']} | {_fmt(r)} | {key_config(r)} | {r['run']['steps']} | {r['seed']} "
-                f"| {r['device']['backend']} | {code_version(r)} | [{path.name}]({rel}) |"
+                f"| {device_name(r)} | {code_version(r)} | [{path.name}]({rel}) |"
             )
         for png in (plots or {}).get(env_id, []):
             lines += ["", f"![{Path(png).stem}]({png})"]

@@ -40,3 +40,14 @@ def test_readme_tables_best_first_with_links_and_plots(records: Any, variant: An
 def test_empty_leaderboard(tmp_path: Path) -> None:
     text = regenerate(tmp_path).read_text()
     assert "No results yet" in text and not (tmp_path / "plots").exists()
+
+
+def test_rows_name_the_training_env_options_and_the_accelerator(records: Any, variant: Any) -> None:
+    from metabench.leaderboard.table import device_name, key_config
+
+    r = variant(records["classification"], learner="cent-a")
+    assert "train:" not in key_config(r) and device_name(r) == r["device"]["backend"]
+    r["run"]["train_env"] = {"kwargs": {"ways": 20, "shots": 1}, "overrides": ["ways"]}
+    assert key_config(r).endswith("; train: ways=20")
+    r["device"] = {**r["device"], "backend": "gpu", "device_kind": "NVIDIA H200"}
+    assert device_name(r) == "gpu (NVIDIA H200)"
