@@ -54,6 +54,7 @@ def sweep_rows(results: Path, env: str, steps: int, population: int = 64,
             "collapse": rec["train"].get("collapse"),
             "config": {k: rec["learner"]["config"][k] for k in ("channels", "population", "distance")},
             "train_ways": train_ways, "backend": rec["device"]["backend"],
+            "chance": 1.0 / rec["env"]["spec"]["kwargs"]["ways"],
             "git_revision": rec["code"]["git_revision"], "result": str(path.relative_to(ROOT)),
         })
     return sorted(rows, key=lambda r: (r["alpha"], r["sigma"]))
@@ -74,6 +75,8 @@ def plot(rows: list[dict[str, Any]], out: Path, title: str) -> None:
     a.legend(fontsize=8)
     names = [f"{r['alpha']:g}/{r['sigma']:g}" for r in rows]
     b.bar(names, [r["test_accuracy"] for r in rows], yerr=[r["ci95"] for r in rows], capsize=4)
+    b.axhline(rows[0]["chance"], color="grey", linestyle="--", label="chance (collapse)")
+    b.legend(fontsize=8)
     b.set(xlabel="α / σ", ylabel="test accuracy (600 tasks, 95% CI)", title="test", ylim=(0, 1))
     fig.suptitle(title)
     fig.tight_layout()
