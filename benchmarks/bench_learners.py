@@ -53,6 +53,14 @@ figure). All numbers were measured by this script (runs logged, medians of 2-5 r
   second-order task is ~34 tasks/s on two idle cores if both stay busy; the 40 target is
   still NOT met as measured. End to end in the harness (omniglot-lite-5w1s, meta-batch 16,
   load ~4): 13.6 tasks/s second order, 17.5 first order.
+* 2026-11-29 late, machine otherwise idle (load 1.1-1.6 = this benchmark), quick run, 3 repeats:
+  MAML 5w1s strided network, meta-batch 8: second order 26.7 tasks/s fused / 23.8 e2e (66 / 72
+  CPU ms per task; 0.99x / 0.88x the peer, 0.67x / 0.60x the target), first order 36.5 / 36.8
+  (1.04x / 1.05x the peer). A probe minutes earlier at load ~0.7 gave 35.7 (second order)
+  and, at meta-batch 16, 36.8 fused / 30.5 e2e: run-to-run spread is ~30% here. The 40 tasks/s
+  second-order target is still NOT met. ProtoNet 5w5s: 6.2 e2e / 6.5 fused episodes/s
+  (206-225 CPU ms per episode, 0.62-0.65x the peer); one episode per step is the fastest
+  per episode (a probe: 228 / 236 / 337 CPU ms per episode at 1 / 2 / 4 episodes per step).
 """
 
 from __future__ import annotations
@@ -215,11 +223,12 @@ def bench_maml_omniglot(repeats: int, quick: bool) -> list[dict[str, Any]]:
         for pool, task_map in settings:
             learner = metabench.make_learner("maml", env, first_order=fo, task_map=task_map, meta_batch=mb, pool=pool)
             run = _runners(learner, env, mb, 2)
-            m = measure(run["fused"], 1, repeats)
             key = "maml_omniglot_5w1s_fo" if fo else "maml_omniglot_5w1s_so"
-            name = f"maml {'fo' if fo else 'so'} pool={pool} task_map={task_map} meta_batch={mb} fused"
-            rows.append(row(name, mb, m, key, data=data))
-            print(f"  {name}: {rows[-1]['items_per_s']:.1f} tasks/s")
+            # e2e (jitted sampler + step, what the harness does) for the default network only
+            for mode in ("fused", "e2e") if (pool, task_map) == ("stride", "unroll") else ("fused",):
+                m = measure(run[mode], 1, repeats)
+                name = f"maml {'fo' if fo else 'so'} pool={pool} task_map={task_map} meta_batch={mb} {mode}"
+                rows.append(row(name, mb, m, key, data=data))
     return rows
 
 
