@@ -33,7 +33,7 @@ ln -sfn ../envs metabench/envs; ln -sfn ../baselines metabench/baselines
 echo "revision $rev"; nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 python3 -c "import jax, metabench; print('jax', jax.__version__, jax.devices())" || exit 1
 
-lb=/tmp/lb
+lb=$(mktemp -d)  # fresh per call: a warm machine keeps /tmp, and old results must not ship again
 es="--set antithetic=true --set es_optimizer=adam --set alpha=0.003 --set sigma=0.01 --set channels=16"
 run() {  # run CAP_S ARGS...: one metabench run, skipped when the deadline leaves < CAP_S
   local cap=$1; shift

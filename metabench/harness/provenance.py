@@ -55,9 +55,7 @@ def code_version() -> dict[str, Any]:
         return fallback
     if not rev:
         return fallback
-    out["git_revision"] = rev
-    out["git_dirty"] = bool(status.strip()) if rev else None
-    return out
+    return {**out, "git_revision": rev, "git_dirty": bool(status.strip())}
 
 
 def device_info(mesh: Any = None) -> dict[str, Any]:
