@@ -4,7 +4,8 @@ Prototype of class ``k`` = mean of its support embeddings (eq. 1); logits of a q
 ``-||f(x) - c_k||^2`` (eq. 2, ``distance="euclidean"``) or ``cosine_scale * cos(f(x), c_k)``
 (``distance="cosine"``, the metric seed 000 finds better for its ES variant); loss =
 softmax cross-entropy on the queries, averaged over the ``meta_batch`` episodes of a step;
-Adam (``lr``, 1e-3 as in Snell et al.). Classification envs only.
+Adam (``lr``, 1e-3 as in Snell et al.; ``lr_halve_every=N`` halves it every N steps, Snell et al.
+section 3.1: "cut in half every 2000 episodes"). Classification envs only.
 
 Batch norm uses batch statistics without running averages (see ``backbones``): every
 forward pass embeds one episode's support *and* query images together, in training and at
@@ -60,7 +61,8 @@ class ProtoNet(Learner):
         """ProtoNet hyperparameters.
 
         meta_batch: episodes per step (Snell et al.: 1).
-        lr: Adam learning rate. distance: ``"euclidean"`` (eq. 2) or ``"cosine"``.
+        lr: Adam learning rate; lr_halve_every: halve it every N steps (0: constant).
+        distance: ``"euclidean"`` (eq. 2) or ``"cosine"``.
         cosine_scale: multiplies cosine similarities (a fixed softmax temperature).
         channels, depth: Conv-4 width and number of blocks.
         episode_map: ``"vmap"`` or ``"reshape"`` (fold episodes into one batch).
@@ -68,6 +70,7 @@ class ProtoNet(Learner):
 
         meta_batch: int = 1
         lr: float = 1e-3
+        lr_halve_every: int = 0
         distance: str = "euclidean"
         cosine_scale: float = 10.0
         channels: int = 64
@@ -85,7 +88,14 @@ class ProtoNet(Learner):
             raise ConfigError(f"protonet: meta_batch must be >= 1, got {c.meta_batch}")
         self.shots = int(env.shots)
         self.image_shape = tuple(env.task_shapes("train").support[0].shape[1:])
-        self.optimizer = optax.adam(c.lr)
+        if c.lr_halve_every < 0:
+            raise ConfigError(f"protonet: lr_halve_every must be >= 0 (0: constant rate), got {c.lr_halve_every}")
+        self.lr_schedule: optax.Schedule = (
+            optax.exponential_decay(c.lr, c.lr_halve_every, 0.5, staircase=True)
+            if c.lr_halve_every
+            else optax.constant_schedule(c.lr)
+        )
+        self.optimizer = optax.adam(self.lr_schedule if c.lr_halve_every else c.lr)
 
     def ways_of(self, n_support: int) -> int:
         """Ways of an episode with ``n_support`` support examples (``shots`` each; static).

@@ -92,3 +92,28 @@ def test_training_reduces_loss(env, learner_id):
         state, m = step(state, sample(k1), k2)
         losses.append(float(m["loss"]))
     assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
+
+
+def test_lr_halving_schedule_is_applied_by_the_optimizer(env):
+    """``lr_halve_every=N``: rate lr for steps 0..N-1, lr/2 for N..2N-1 (Snell et al.); 0 keeps it constant."""
+    learner = metabench.make_learner("protonet", env, channels="4", lr="0.01", lr_halve_every="2")
+    np.testing.assert_allclose([float(learner.lr_schedule(i)) for i in range(5)], [0.01, 0.01, 0.005, 0.005, 0.0025])
+    # the optimizer follows it: same gradients through it and through constant-rate Adam;
+    # the first two updates are equal, the third is exactly half as large
+    import optax
+
+    params = learner.init(jax.random.key(0)).params
+    grads = [jax.tree_util.tree_map(lambda x, k=k: jnp.full_like(x, 0.1 * (k + 1)) * jnp.sign(x + 1e-3), params)
+             for k in range(3)]
+    ref = optax.adam(0.01)
+    s_sched, s_ref = learner.optimizer.init(params), ref.init(params)
+    for k, g in enumerate(grads):
+        u_sched, s_sched = learner.optimizer.update(g, s_sched, params)
+        u_ref, s_ref = ref.update(g, s_ref, params)
+        factor = 1.0 if k < 2 else 0.5
+        for a, b in zip(leaves(u_sched), leaves(u_ref)):
+            np.testing.assert_allclose(a, factor * b, rtol=1e-6, atol=1e-9)
+    constant = metabench.make_learner("protonet", env, channels="4", lr="0.01")
+    assert float(constant.lr_schedule(10_000)) == 0.01
+    with pytest.raises(ConfigError, match="lr_halve_every"):
+        metabench.make_learner("protonet", env, lr_halve_every="-1")
