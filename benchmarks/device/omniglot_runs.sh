@@ -22,6 +22,7 @@ fi
 common=(--checkpoint-every 500 --val-every 500 "${resume[@]}")
 pn=(--learner protonet --steps 20000 --train-env-set ways=60 --train-env-set queries=5 --set lr_halve_every=4000)
 maml=(--set task_map=vmap)
+pids=()
 for job in ${JOBS:-pn1 pn5 pn20 maml1 maml5 maml20}; do
   case $job in
     pn1) run 60 --env omniglot-lite-5w1s "${pn[@]}" "${common[@]}" & ;;
@@ -31,7 +32,11 @@ for job in ${JOBS:-pn1 pn5 pn20 maml1 maml5 maml20}; do
     maml5) run 60 --env omniglot-lite-5w5s --learner maml --steps 4000 "${maml[@]}" "${common[@]}" & ;;
     maml20) run 60 --env omniglot-lite-20w1s --learner maml --steps 6000 "${maml[@]}" "${common[@]}" & ;;
   esac
+  pids+=($!)
   sleep 2
 done
-wait
+# wait for the runs only: a bare `wait` also waits for setup.sh's `tee` process substitution,
+# which never ends (the first call on 2026-11-30 hung there until the tool's timeout, and its
+# results had to be packed by a second call on the still-warm machine)
+wait "${pids[@]}"
 pack
