@@ -61,6 +61,19 @@ figure). All numbers were measured by this script (runs logged, medians of 2-5 r
   second-order target is still NOT met. ProtoNet 5w5s: 6.2 e2e / 6.5 fused episodes/s
   (206-225 CPU ms per episode, 0.62-0.65x the peer); one episode per step is the fastest
   per episode (a probe: 228 / 236 / 337 CPU ms per episode at 1 / 2 / 4 episodes per step).
+* 2026-11-30, idle machine, a probe (not a section of this script; the code was not kept):
+  batch norm + ReLU with a hand-written closed-form backward pass (``jax.custom_vjp``;
+  values and first and second derivatives equal to XLA's to 1e-14 in float64) made the
+  ProtoNet Conv-4 gradient (100 images, 28x28, 64 channels) SLOWER: 270 vs 150 ms wall
+  (max-pool network), 44 vs 31 ms (Finn's strided network). The custom-VJP boundary stops
+  XLA fusing the normalisation into its neighbours. Per-op timings of that gradient (same
+  probe): at 14x14x64 the convolution forward, input gradient and weight gradient take
+  16 / 16 / 31 ms (88 / 90 / 46 GFLOPS; a 2048^3 matmul reaches 170-190 GFLOPS here);
+  im2col for the weight gradient is slower (54 ms), as is a custom VJP that computes it
+  by im2col. The whole gradient is 5.4 GFLOP in ~150 ms (~36 GFLOPS). 15 episodes/s end to
+  end needs <= 67 ms per episode, i.e. >= 80 GFLOPS sustained over every layer including
+  the memory-bound ones: about the convolution forward's best rate, so the ProtoNet target
+  is not reachable with XLA's CPU convolutions on this 2-core machine.
 """
 
 from __future__ import annotations
