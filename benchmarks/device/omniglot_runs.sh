@@ -31,6 +31,7 @@ for job in ${JOBS:-pn1 pn5 pn20 maml1 maml5 maml20}; do
     maml1) run 60 --env omniglot-lite-5w1s --learner maml --steps 6000 "${maml[@]}" "${common[@]}" & ;;
     maml5) run 60 --env omniglot-lite-5w5s --learner maml --steps 4000 "${maml[@]}" "${common[@]}" & ;;
     maml20) run 60 --env omniglot-lite-20w1s --learner maml --steps 6000 "${maml[@]}" "${common[@]}" & ;;
+    *) echo "unknown job $job"; continue ;;
   esac
   pids+=($!)
   sleep 2
@@ -38,5 +39,5 @@ done
 # wait for the runs only: a bare `wait` also waits for setup.sh's `tee` process substitution,
 # which never ends (the first call on 2026-11-30 hung there until the tool's timeout, and its
 # results had to be packed by a second call on the still-warm machine)
-wait "${pids[@]}"
+(( ${#pids[@]} )) && wait "${pids[@]}"
 pack
