@@ -40,10 +40,29 @@ def _fmt(record: dict[str, Any]) -> str:
     return text
 
 
+#: learner config fields every row shows, default or not: they change what a number means
+ALWAYS_SHOWN = ("outer",)
+
+
+def _always_shown(config: dict[str, Any]) -> dict[str, Any]:
+    if config.get("meta_train") is False:  # random-policy: no outer step ran
+        return {}
+    shown = {k: config[k] for k in ALWAYS_SHOWN if k in config}
+    if "outer" not in config and "outer_epochs" in config:
+        # MAML-RL records from before the ``outer`` option: PPO was their only outer step
+        shown["outer"] = "ppo"
+    return shown
+
+
 def key_config(record: dict[str, Any]) -> str:
-    """The learner settings that differ from its defaults, plus meta_batch, plus the training
-    env's options where it differs from the test env (``train: ways=20``)."""
-    items = {"meta_batch": record["run"]["meta_batch"], **record["learner"]["overrides"]}
+    """The learner settings that differ from its defaults, plus meta_batch and the
+    ``ALWAYS_SHOWN`` settings, plus the training env's options where it differs from the
+    test env (``train: ways=20``)."""
+    items = {
+        "meta_batch": record["run"]["meta_batch"],
+        **_always_shown(record["learner"].get("config") or {}),
+        **record["learner"]["overrides"],
+    }
     text = ", ".join(f"{k}={v}" for k, v in items.items())
     train_env = record["run"].get("train_env") or {}
     trained = {k: train_env.get("kwargs", {}).get(k) for k in train_env.get("overrides", [])}

@@ -51,3 +51,19 @@ def test_rows_name_the_training_env_options_and_the_accelerator(records: Any, va
     assert key_config(r).endswith("; train: ways=20")
     r["device"] = {**r["device"], "backend": "gpu", "device_kind": "NVIDIA H200"}
     assert device_name(r) == "gpu (NVIDIA H200)"
+
+
+def test_rows_name_the_outer_step_of_rl_learners(records: Any, variant: Any) -> None:
+    """TRPO and PPO rows of MAML-RL differ in the table even when neither was overridden."""
+    from metabench.leaderboard.table import key_config
+
+    r = variant(records["classification"], learner="cent-a")
+    assert "outer=" not in key_config(r)
+    r["learner"] = {**r["learner"], "config": {"outer": "trpo", "outer_epochs": 5}, "overrides": {}}
+    assert key_config(r) == f"meta_batch={r['run']['meta_batch']}, outer=trpo"
+    r["learner"]["overrides"] = {"outer": "ppo"}  # an override wins, shown once
+    assert key_config(r).count("outer=") == 1 and "outer=ppo" in key_config(r)
+    r["learner"] = {**r["learner"], "config": {"outer_epochs": 5}, "overrides": {}}  # before the option existed
+    assert "outer=ppo" in key_config(r)
+    r["learner"]["config"] = {"outer": "trpo", "meta_train": False}  # random-policy: nothing meta-trained
+    assert "outer=" not in key_config(r)
