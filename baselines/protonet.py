@@ -95,6 +95,8 @@ class ProtoNet(Learner):
             if c.lr_halve_every
             else optax.constant_schedule(c.lr)
         )
+        # a constant rate stays a float: a schedule adds a step counter to the optimizer state,
+        # which would change the state (and checkpoints) of every constant-rate run
         self.optimizer = optax.adam(self.lr_schedule if c.lr_halve_every else c.lr)
 
     def ways_of(self, n_support: int) -> int:

@@ -9,7 +9,7 @@ test tasks, with the harness's per-task keys, it prints for every adaptation ste
 return, the share of episodes that end before the horizon (the goal reached), the mean
 episode length and, for Nav2d, the share solved by seed 002's criterion (return > 330 or
 fewer than 38 steps); then the policy's log-std, the return of the adapted policies' mean
-actions, and the tasks with the lowest success rate (goal, distance, return).
+actions, and (point-nav) the tasks with the lowest success rate (goal, distance, success).
 ``--finn-goals`` (point-nav) also evaluates on Finn et al.'s 40 test goals
 (``np.random.seed(1); np.random.uniform(-0.5, 0.5, (40, 2))``, as ``test_maml_point.py``)
 and on the one goal that script's committed version keeps (``goals[6]``).
@@ -26,6 +26,7 @@ import numpy as np
 
 import metabench
 from metabench.baselines._policy import policy_mean
+from metabench.baselines.maml_rl import mean_episode_return
 from metabench.cli import parse_assignments
 from metabench.harness.checkpoint import load_checkpoint
 from metabench.harness.evaluate import eval_key
@@ -50,10 +51,10 @@ def per_step_table(learner: Any, state: Any, tasks: Any, keys: jax.Array, nav2d:
     length = mask.sum(-1)
     horizon = learner.config.horizon
     ended = (length < horizon) & kept
+    curve = np.asarray(mean_episode_return(traj)).mean(0)  # the harness's metric, per step
     for s in range(mask.shape[1]):
         k = kept[:, s]
-        task_means = [ret[i, s][k[i]].mean() for i in range(len(k))]
-        row = (f"step {s}: mean return {np.mean(task_means):9.2f}  episodes/task {k.sum() / len(k):6.1f}  "
+        row = (f"step {s}: mean return {curve[s]:9.2f}  episodes/task {k.sum() / len(k):6.1f}  "
                f"goal reached {ended[:, s][k].mean():.3f}  mean length {length[:, s][k].mean():5.1f}")
         if nav2d:
             solved = ((ret[:, s] > 330) | (ended[:, s] & (length[:, s] < 38)))[k]
@@ -95,6 +96,8 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--finn-goals", action="store_true")
     args = ap.parse_args()
+    if args.finn_goals and not args.env.startswith("point-nav"):
+        ap.error(f"--finn-goals is for point-nav (Finn et al.'s test goals); got {args.env}")
     env = metabench.make(args.env)
     learner = metabench.make_learner(args.learner, env, **parse_assignments(args.set, "--set", literal=False))
     state = load_best(learner, args.out, args.env)

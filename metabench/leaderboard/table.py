@@ -40,27 +40,22 @@ def _fmt(record: dict[str, Any]) -> str:
     return text
 
 
-#: learner config fields every row shows, default or not: they change what a number means
-ALWAYS_SHOWN = ("outer",)
-
-
-def _always_shown(config: dict[str, Any]) -> dict[str, Any]:
-    if config.get("meta_train") is False:  # random-policy: no outer step ran
+def _outer_step(config: dict[str, Any]) -> dict[str, Any]:
+    """``{"outer": ...}`` of a meta-trained MAML-RL record (TRPO and PPO rows must differ
+    even when neither was overridden); records from before the ``outer`` option trained
+    with PPO, their only outer step; others (and random-policy): ``{}``."""
+    if config.get("meta_train") is False or "outer_epochs" not in config:
         return {}
-    shown = {k: config[k] for k in ALWAYS_SHOWN if k in config}
-    if "outer" not in config and "outer_epochs" in config:
-        # MAML-RL records from before the ``outer`` option: PPO was their only outer step
-        shown["outer"] = "ppo"
-    return shown
+    return {"outer": config.get("outer", "ppo")}
 
 
 def key_config(record: dict[str, Any]) -> str:
-    """The learner settings that differ from its defaults, plus meta_batch and the
-    ``ALWAYS_SHOWN`` settings, plus the training env's options where it differs from the
-    test env (``train: ways=20``)."""
+    """The learner settings that differ from its defaults, plus meta_batch and an RL
+    learner's outer step, plus the training env's options where it differs from the test
+    env (``train: ways=20``)."""
     items = {
         "meta_batch": record["run"]["meta_batch"],
-        **_always_shown(record["learner"].get("config") or {}),
+        **_outer_step(record["learner"].get("config") or {}),
         **record["learner"]["overrides"],
     }
     text = ", ".join(f"{k}={v}" for k, v in items.items())
