@@ -94,7 +94,7 @@ from metabench.baselines._trpo import trpo_step
 from metabench.baselines.maml import MamlState
 from metabench.errors import ConfigError
 from metabench.learner import Learner, LearnerConfig
-from metabench.rollout import Trajectories, episode_returns, rollout, rollout_tasks, unit_box_map
+from metabench.rollout import Trajectories, episode_returns, rollout, rollout_tasks, tanh_box_map, unit_box_map
 from metabench.tasks import PRNGKey
 
 
@@ -105,6 +105,8 @@ _FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
 
 
 OUTER_STEPS = ("trpo", "ppo")
+#: how a policy sample reaches the env's action box (``Config.squash``)
+SQUASHES = ("clip", "tanh")
 
 
 def _gauss_kl(mu0: jax.Array, log_std0: jax.Array, mu1: jax.Array, log_std1: jax.Array) -> jax.Array:
@@ -153,6 +155,10 @@ class MamlRL(Learner):
             (rllab's ``normalize``, which Finn et al. wrapped every env in); matters for
             ``point-nav``, whose box is ``[-0.1, 0.1]^2``: without it the initial std of 1 is
             ten times the box and nearly every action is clipped to a corner.
+        squash: ``"clip"`` (rllab, Finn et al.): the Gaussian sample is clipped to the box;
+            ``"tanh"``: it is squashed by ``tanh`` into the box (``metabench.rollout.tanh_box_map``;
+            the trajectories keep the unsquashed sample, so the losses are unchanged; it maps
+            into the box whatever ``normalize_actions`` says).
         """
 
         meta_batch: int = 0
@@ -177,6 +183,7 @@ class MamlRL(Learner):
         discount: float = 0.99
         meta_train: bool = True
         normalize_actions: bool = True
+        squash: str = "clip"
 
     def __init__(self, env: Any, config: Config, mesh: jax.sharding.Mesh | None = None):
         super().__init__(env, config, mesh)
@@ -212,6 +219,8 @@ class MamlRL(Learner):
             raise ConfigError(f"maml-rl: clip must be > 0, got {c.clip}")
         if c.outer not in OUTER_STEPS:
             raise ConfigError(f"maml-rl: unknown outer step {c.outer!r}; choose one of {', '.join(OUTER_STEPS)}")
+        if c.squash not in SQUASHES:
+            raise ConfigError(f"maml-rl: unknown squash {c.squash!r}; choose one of {', '.join(SQUASHES)}")
         if not c.max_kl > 0.0 or c.cg_iters < 1:
             raise ConfigError(f"maml-rl: TRPO needs max_kl > 0 and cg_iters >= 1, got {c.max_kl} and {c.cg_iters}")
         if len(env.observation_space.shape) != 1 or len(env.action_space.shape) != 1:
@@ -222,7 +231,10 @@ class MamlRL(Learner):
         #: False for host-simulated envs: the harness must not jit meta_train_step / eval_curve
         self.jittable = not host
         #: policy action -> env action (None: the identity; see ``normalize_actions``)
-        self.action_map = unit_box_map(env.action_space) if c.normalize_actions else None
+        if c.squash == "tanh":
+            self.action_map = tanh_box_map(env.action_space)
+        else:
+            self.action_map = unit_box_map(env.action_space) if c.normalize_actions else None
         self.obs_dim = int(env.observation_space.shape[0])
         self.act_dim = int(env.action_space.shape[0])
         self.optimizer = optax.adam(c.meta_lr)

@@ -238,10 +238,17 @@ class Locomotion(RLMetaEnv):
 
 def _task_env_from_spec(spec_json: str) -> Any:
     """Build a task env from a JSON spec (picklable: used by the vector env workers)."""
+    return _meta_env_from_spec(spec_json).task_env(None)
+
+
+@functools.cache
+def _meta_env_from_spec(spec_json: str) -> Any:
+    """One meta env per spec and process, shared by its task envs (it holds no episode state;
+    sharing keeps its jitted task sampler compiled once instead of once per task env)."""
     import metabench
     from metabench.spec import EnvSpec
 
-    return metabench.make(EnvSpec.from_json(spec_json).replace(data_hash=None)).task_env(None)
+    return metabench.make(EnvSpec.from_json(spec_json).replace(data_hash=None))
 
 
 @functools.cache

@@ -55,6 +55,29 @@ def unit_box_map(space: Any) -> ActionMap:
     return to_box
 
 
+def tanh_box_map(space: Any) -> ActionMap:
+    """A tanh-squashed policy (Haarnoja et al. 2018, SAC, appendix C) on a bounded box.
+
+    The policy's Gaussian sample ``u`` is unbounded; the env receives ``low + (tanh(u) +
+    1) / 2 * (high - low)``, so it never clips. Learners keep ``u`` in the trajectories:
+    the squashing Jacobian does not depend on the policy parameters, so likelihood ratios
+    and score-function gradients of ``u`` equal those of the squashed action, and the KL
+    between two squashed Gaussians equals the KL between the Gaussians (an invertible map).
+    Unlike clipping, a mean beyond the box does not make every larger sample equally good,
+    which otherwise rewards a growing standard deviation at the bounds.
+    """
+    low = np.asarray(space.low, np.float32)
+    high = np.asarray(space.high, np.float32)
+    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+        raise ConfigError(f"tanh squashing needs a bounded action box, got low={low} high={high}")
+    half = (high - low) / 2
+
+    def to_box(u: Any) -> Any:
+        return low + (jnp.tanh(u) + 1.0) * half
+
+    return to_box
+
+
 class Trajectories(NamedTuple):
     """Fixed-length episodes; leading axes ``[E, T]`` (``[N, E, T]`` from ``rollout_tasks``).
 

@@ -18,7 +18,7 @@ from metabench.baselines.maml import MAML
 from metabench.baselines.maml_rl import MamlRL, mean_episode_return, step_budget
 from metabench.errors import ConfigError
 from metabench.learner import make_learner
-from metabench.rollout import Trajectories, episode_returns, rollout, unit_box_map
+from metabench.rollout import Trajectories, episode_returns, rollout, tanh_box_map, unit_box_map
 
 TINY = {"meta_batch": 2, "episodes": 2, "eval_episodes": 2, "horizon": 8, "hidden": (8,), "outer_epochs": 2}
 
@@ -154,6 +154,35 @@ def test_policy_acts_in_the_unit_box_rescaled_to_the_env_box(point_nav):
     np.testing.assert_allclose(traj.obs[0, 0, 1:], moves[:-1], atol=1e-5)
     np.testing.assert_allclose(learner.predict(state, state.params, traj.obs[0, 0]),
                                to_box(policy_mean(state.params, traj.obs[0, 0])), rtol=1e-6)
+
+
+def test_tanh_squash_moves_by_the_squashed_sample_and_keeps_the_raw_one(point_nav):
+    """squash="tanh": env action = low + (tanh(u) + 1) / 2 (high - low); trajectories keep u."""
+    to_box = tanh_box_map(point_nav.action_space)
+    np.testing.assert_allclose(to_box(jnp.array([0.0, 50.0])), [0.0, 0.1], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(to_box(jnp.array([0.5, -0.5])), [0.1 * math.tanh(0.5), -0.1 * math.tanh(0.5)],
+                               rtol=1e-5)
+    nav = metabench.make("nav2d-easy")
+    np.testing.assert_allclose(tanh_box_map(nav.action_space)(jnp.array([0.3, -2.0])),
+                               np.tanh([0.3, -2.0]), rtol=1e-6)  # [-1, 1]^2: tanh itself
+    with pytest.raises(ConfigError, match="squash"):
+        make_learner("maml-rl", point_nav, squash="sigmoid")
+    learner = make_learner("maml-rl", point_nav, **TINY, squash="tanh", log_std_init=1.0)
+    state = learner.init(jax.random.key(0))
+    task = jax.tree_util.tree_map(lambda x: x[0], point_nav.eval_tasks("test", 0, 1))
+    traj = learner.adaptation_trajectories(state, task, jax.random.key(2))
+    assert float(jnp.abs(traj.actions).max()) > 1.0  # the unsquashed Gaussian samples
+    moves = jnp.cumsum(jnp.asarray(to_box(traj.actions[0, 0])), axis=0)
+    np.testing.assert_allclose(traj.obs[0, 0, 1:], moves[:-1], atol=1e-5)
+    assert not np.allclose(moves, jnp.cumsum(unit_box_map(point_nav.action_space)(traj.actions[0, 0]), axis=0))
+    np.testing.assert_allclose(learner.predict(state, state.params, traj.obs[0, 0]),
+                               to_box(policy_mean(state.params, traj.obs[0, 0])), rtol=1e-6)
+    # the squashing Jacobian is parameter-free: the inner step sees the Gaussian log-density of u
+    clipped = make_learner("maml-rl", point_nav, **TINY, log_std_init=1.0)
+    flat = jax.tree_util.tree_map(lambda x: x[0], traj)
+    p_tanh = learner.inner_step(state.params, flat, 0.1)
+    p_clip = clipped.inner_step(state.params, flat, 0.1)
+    assert _leaves_equal(p_tanh, p_clip)
 
 
 def test_step_budget_keeps_whole_episodes_until_the_budget_as_rllab():
