@@ -51,6 +51,13 @@ episode that reaches the goal early makes room for more episodes -- the first st
 and the later ones at 0.25 (its optimizer's ``init_learning_rate`` and ``learning_rate``),
 and reports the mean return over those episodes.)
 
+Action squashing (``squash``, left at ``None``: resolved per env). Finn et al.'s envs clip
+the Gaussian sample to the action box (``"clip"``). Nav2d, which seed 002 defines but ran no
+RL experiment on, defaults to ``"tanh"``: measured at the same budget (300 PPO meta-steps,
+nav2d-easy, ``docs/results.md``) the clipped policy ends at -449.9 after 3 adaptation
+steps, the tanh-squashed one at -161.1. With clipping, a step-length mean beyond the box
+makes every longer sample equally good, and the step-length std grew instead of shrinking.
+
 Evaluation batches. ``eval_batch_steps = 0``: every adaptation step samples
 ``eval_episodes`` episodes and the curve is their mean return. ``eval_batch_steps = B >
 0`` (rllab's batch semantics, Finn et al.'s test protocol): ``eval_episodes`` episodes are
@@ -101,6 +108,9 @@ from metabench.tasks import PRNGKey
 #: Finn et al.'s per-family settings (module docstring table); ``inner_lr`` for the rest: 0.1.
 _FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
     "point-nav": {"inner_lr": 0.5, "eval_later_lr": 0.25, "eval_episodes": 200, "eval_batch_steps": 4000},
+    # measured (docs/results.md, Nav2d): tanh squashing, not clipping, at the same budget
+    "nav2d-easy": {"squash": "tanh"},
+    "nav2d-hard": {"squash": "tanh"},
 }
 
 
@@ -155,7 +165,7 @@ class MamlRL(Learner):
             (rllab's ``normalize``, which Finn et al. wrapped every env in); matters for
             ``point-nav``, whose box is ``[-0.1, 0.1]^2``: without it the initial std of 1 is
             ten times the box and nearly every action is clipped to a corner.
-        squash: ``"clip"`` (rllab, Finn et al.): the Gaussian sample is clipped to the box;
+        squash: ``"clip"`` (rllab, Finn et al.; the default but for Nav2d): the Gaussian sample is clipped to the box;
             ``"tanh"``: it is squashed by ``tanh`` into the box (``metabench.rollout.tanh_box_map``;
             the trajectories keep the unsquashed sample, so the losses are unchanged; it maps
             into the box whatever ``normalize_actions`` says).
@@ -183,7 +193,7 @@ class MamlRL(Learner):
         discount: float = 0.99
         meta_train: bool = True
         normalize_actions: bool = True
-        squash: str = "clip"
+        squash: str | None = None
 
     def __init__(self, env: Any, config: Config, mesh: jax.sharding.Mesh | None = None):
         super().__init__(env, config, mesh)
@@ -195,6 +205,7 @@ class MamlRL(Learner):
             eval_episodes=config.eval_episodes or fam.get("eval_episodes", config.episodes),
             horizon=config.horizon or int(env.max_steps),
             inner_lr=fam["inner_lr"] if config.inner_lr is None else config.inner_lr,
+            squash=fam.get("squash", "clip") if config.squash is None else config.squash,
             eval_batch_steps=fam.get("eval_batch_steps", 0) if config.eval_batch_steps is None else config.eval_batch_steps,
         )
         if c.eval_inner_lr is None:

@@ -40,22 +40,27 @@ def _fmt(record: dict[str, Any]) -> str:
     return text
 
 
-def _outer_step(config: dict[str, Any]) -> dict[str, Any]:
+def _rl_settings(config: dict[str, Any]) -> dict[str, Any]:
     """``{"outer": ...}`` of a meta-trained MAML-RL record (TRPO and PPO rows must differ
-    even when neither was overridden); records from before the ``outer`` option trained
-    with PPO, their only outer step; others (and random-policy): ``{}``."""
+    even when neither was overridden), plus ``squash="tanh"`` where the policy squashed its
+    actions (a per-env default, so not always an override); records from before the
+    ``outer`` option trained with PPO, their only outer step, and from before ``squash``
+    clipped. Others (and random-policy): ``{}``."""
     if config.get("meta_train") is False or "outer_epochs" not in config:
         return {}
-    return {"outer": config.get("outer", "ppo")}
+    out = {"outer": config.get("outer", "ppo")}
+    if config.get("squash", "clip") != "clip":
+        out["squash"] = config["squash"]
+    return out
 
 
 def key_config(record: dict[str, Any]) -> str:
     """The learner settings that differ from its defaults, plus meta_batch and an RL
-    learner's outer step, plus the training env's options where it differs from the test
+    learner's outer step and squashing, plus the training env's options where it differs from the test
     env (``train: ways=20``)."""
     items = {
         "meta_batch": record["run"]["meta_batch"],
-        **_outer_step(record["learner"].get("config") or {}),
+        **_rl_settings(record["learner"].get("config") or {}),
         **record["learner"]["overrides"],
     }
     text = ", ".join(f"{k}={v}" for k, v in items.items())

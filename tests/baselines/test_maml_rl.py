@@ -114,6 +114,10 @@ def test_maml_id_on_an_rl_env_is_maml_rl_with_finns_settings(point_nav):
     other = make_learner("maml", metabench.make("nav2d-easy")).config
     assert (other.inner_lr, other.eval_inner_lr, other.eval_later_lr, other.eval_episodes) == (0.1, 0.1, 0.1, 20)
     assert other.eval_batch_steps == 0
+    # action squashing: clipping as Finn et al. on point-nav, tanh on Nav2d (measured, module docstring)
+    assert c.squash == "clip" and other.squash == "tanh"
+    assert make_learner("maml", metabench.make("nav2d-hard")).config.squash == "tanh"
+    assert make_learner("maml-rl", metabench.make("nav2d-hard"), squash="clip").config.squash == "clip"
     # a user-set inner_lr is used at every evaluation step unless set separately
     mine = make_learner("maml-rl", point_nav, inner_lr=0.3).config
     assert (mine.inner_lr, mine.eval_inner_lr, mine.eval_later_lr) == (0.3, 0.3, 0.3)

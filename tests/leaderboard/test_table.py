@@ -67,3 +67,18 @@ def test_rows_name_the_outer_step_of_rl_learners(records: Any, variant: Any) -> 
     assert "outer=ppo" in key_config(r)
     r["learner"]["config"] = {"outer": "trpo", "meta_train": False}  # random-policy: nothing meta-trained
     assert "outer=" not in key_config(r)
+
+
+def test_rows_name_a_squashed_rl_policy(records: Any, variant: Any) -> None:
+    """A tanh-squashed MAML-RL policy (Nav2d's default, not an override) shows in the row; clipping does not."""
+    from metabench.leaderboard.table import key_config
+
+    r = variant(records["classification"], learner="cent-a")
+    r["learner"] = {**r["learner"], "config": {"outer": "ppo", "outer_epochs": 5, "squash": "tanh"}, "overrides": {}}
+    assert key_config(r) == f"meta_batch={r['run']['meta_batch']}, outer=ppo, squash=tanh"
+    r["learner"]["overrides"] = {"squash": "tanh"}
+    assert key_config(r).count("squash=") == 1
+    r["learner"] = {**r["learner"], "config": {"outer": "ppo", "outer_epochs": 5, "squash": "clip"}, "overrides": {}}
+    assert "squash" not in key_config(r)
+    r["learner"]["config"] = {"outer_epochs": 5}  # before the option existed: clipped
+    assert "squash" not in key_config(r)
