@@ -1,11 +1,12 @@
 """Where does a MAML-RL checkpoint's adapted return come from? (the probes of ``docs/results.md``)
 
     python benchmarks/diagnose_rl_adaptation.py ENV_ID RUN_OUT [--learner maml] [--set key=value ...]
-        [--finn-goals]
+        [--finn-goals] [--split test|val]
 
 ``RUN_OUT`` is the ``--out`` of a ``metabench run`` (its ``runs/ENV*/checkpoint.npz`` holds the
-best-validation state); ``--set`` repeats that run's learner overrides. On the env's frozen
-test tasks, with the harness's per-task keys, it prints for every adaptation step: the mean
+best-validation state); ``--set`` repeats that run's learner overrides (or changes an
+evaluation setting, e.g. ``eval_inner_lr``). On the env's frozen test tasks (``--split val``:
+the validation tasks, the ones to choose settings on), with the harness's per-task keys, it prints for every adaptation step: the mean
 return, the share of episodes that end before the horizon (the goal reached), the mean
 episode length and, for Nav2d, the share solved by seed 002's criterion (return > 330 or
 fewer than 38 steps); then the policy's log-std, the return of the adapted policies' mean
@@ -95,6 +96,7 @@ def main() -> None:
     ap.add_argument("--learner", default="maml")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--finn-goals", action="store_true")
+    ap.add_argument("--split", default="test", help="frozen task set to probe on (val: for choosing settings)")
     args = ap.parse_args()
     if args.finn_goals and not args.env.startswith("point-nav"):
         ap.error(f"--finn-goals is for point-nav (Finn et al.'s test goals); got {args.env}")
@@ -102,9 +104,9 @@ def main() -> None:
     learner = metabench.make_learner(args.learner, env, **parse_assignments(args.set, "--set", literal=False))
     state = load_best(learner, args.out, args.env)
     n = env.num_eval_tasks
-    tasks = env.eval_tasks("test", 0, n)
-    keys = jax.random.split(eval_key(env, "test"), n)
-    print(f"{args.env}: {n} test tasks, log_std {np.asarray(state.params['log_std']).round(3)}")
+    tasks = env.eval_tasks(args.split, 0, n)
+    keys = jax.random.split(eval_key(env, args.split), n)
+    print(f"{args.env}: {n} {args.split} tasks, log_std {np.asarray(state.params['log_std']).round(3)}")
     success = per_step_table(learner, state, tasks, keys, nav2d=args.env.startswith("nav2d"))
     mean_action_return(learner, env, state, tasks, keys)
     goal = getattr(tasks, "goal", None)

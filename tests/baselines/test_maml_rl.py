@@ -112,7 +112,11 @@ def test_maml_id_on_an_rl_env_is_maml_rl_with_finns_settings(point_nav):
     assert (c.eval_inner_lr, c.eval_later_lr, c.eval_episodes, c.eval_batch_steps) == (0.5, 0.25, 200, 4000)
     assert tuple(c.hidden) == (100, 100) and c.horizon == point_nav.max_steps and c.normalize_actions
     other = make_learner("maml", metabench.make("nav2d-easy")).config
-    assert (other.inner_lr, other.eval_inner_lr, other.eval_later_lr, other.eval_episodes) == (0.1, 0.1, 0.1, 20)
+    assert (other.inner_lr, other.eval_inner_lr, other.eval_later_lr, other.eval_episodes) == (0.1, 0.01, 0.01, 20)
+    hard = make_learner("maml", metabench.make("nav2d-hard")).config
+    assert (hard.inner_lr, hard.eval_inner_lr, hard.eval_later_lr) == (0.1, 0.1, 0.1)
+    own = make_learner("maml-rl", metabench.make("nav2d-easy"), inner_lr=0.2).config  # a hand-set rate wins
+    assert (own.eval_inner_lr, own.eval_later_lr) == (0.2, 0.2)
     assert other.eval_batch_steps == 0
     # action squashing: clipping as Finn et al. on point-nav, tanh on Nav2d (measured, module docstring)
     assert c.squash == "clip" and other.squash == "tanh"
