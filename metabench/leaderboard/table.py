@@ -43,7 +43,8 @@ def _fmt(record: dict[str, Any]) -> str:
 def _rl_settings(config: dict[str, Any]) -> dict[str, Any]:
     """``{"outer": ...}`` of a meta-trained MAML-RL record (TRPO and PPO rows must differ
     even when neither was overridden), plus ``squash="tanh"`` where the policy squashed its
-    actions (a per-env default, so not always an override); records from before the
+    actions and ``eval_inner_lr`` where it differs from ``inner_lr`` (per-env defaults, so
+    not always overrides); records from before the
     ``outer`` option trained with PPO, their only outer step, and from before ``squash``
     clipped. Others (and random-policy): ``{}``."""
     if config.get("meta_train") is False or "outer_epochs" not in config:
@@ -51,6 +52,8 @@ def _rl_settings(config: dict[str, Any]) -> dict[str, Any]:
     out = {"outer": config.get("outer", "ppo")}
     if config.get("squash", "clip") != "clip":
         out["squash"] = config["squash"]
+    if config.get("eval_inner_lr", config.get("inner_lr")) != config.get("inner_lr"):
+        out["eval_inner_lr"] = config["eval_inner_lr"]
     return out
 
 

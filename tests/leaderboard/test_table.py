@@ -82,3 +82,7 @@ def test_rows_name_a_squashed_rl_policy(records: Any, variant: Any) -> None:
     assert "squash" not in key_config(r)
     r["learner"]["config"] = {"outer_epochs": 5}  # before the option existed: clipped
     assert "squash" not in key_config(r)
+    r["learner"]["config"] = {"outer_epochs": 5, "inner_lr": 0.1, "eval_inner_lr": 0.01}  # nav2d-easy's default
+    assert key_config(r).endswith("outer=ppo, eval_inner_lr=0.01")
+    r["learner"]["config"]["eval_inner_lr"] = 0.1
+    assert "eval_inner_lr" not in key_config(r)
