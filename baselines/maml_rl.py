@@ -107,12 +107,13 @@ from metabench.rollout import Trajectories, episode_returns, rollout, rollout_ta
 from metabench.tasks import PRNGKey
 
 
-#: Finn et al.'s per-family settings (module docstring table); ``inner_lr`` for the rest: 0.1.
+#: Per-family settings (module docstring table); ``inner_lr`` for the rest: 0.1. point-nav:
+#: Finn et al.'s scripts. Nav2d (no published RL setting; measured, docs/results.md): tanh
+#: squashing beat clipping at the same budget; nav2d-easy's eval_inner_lr was chosen on the
+#: validation tasks (0.01 / 0.03 / 0.1: +125 / +91 / -66 after 3 steps; on nav2d-hard 0.1 is
+#: better, -360 vs -516 at 0.01).
 _FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
     "point-nav": {"inner_lr": 0.5, "eval_later_lr": 0.25, "eval_episodes": 200, "eval_batch_steps": 4000},
-    # measured (docs/results.md, Nav2d): tanh squashing, not clipping, at the same budget
-    # eval_inner_lr chosen on the validation tasks (docs/results.md, Nav2d): 0.01 / 0.03 / 0.1
-    # gave +125 / +91 / -66 after 3 steps on nav2d-easy; on nav2d-hard 0.1 is better (-360 vs -516)
     "nav2d-easy": {"squash": "tanh", "eval_inner_lr": 0.01},
     "nav2d-hard": {"squash": "tanh"},
 }
@@ -169,10 +170,11 @@ class MamlRL(Learner):
             (rllab's ``normalize``, which Finn et al. wrapped every env in); matters for
             ``point-nav``, whose box is ``[-0.1, 0.1]^2``: without it the initial std of 1 is
             ten times the box and nearly every action is clipped to a corner.
-        squash: ``"clip"`` (rllab, Finn et al.; the default but for Nav2d): the Gaussian sample is clipped to the box;
-            ``"tanh"``: it is squashed by ``tanh`` into the box (``metabench.rollout.tanh_box_map``;
-            the trajectories keep the unsquashed sample, so the losses are unchanged; it maps
-            into the box whatever ``normalize_actions`` says).
+        squash: ``"clip"`` (rllab, Finn et al.; the default but for Nav2d): the Gaussian
+            sample is clipped to the box; ``"tanh"``: it is squashed by ``tanh`` into the box
+            (``metabench.rollout.tanh_box_map``; the trajectories keep the unsquashed sample,
+            so the losses are unchanged; it maps into the box whatever ``normalize_actions``
+            says). ``None``: the env's default (module docstring).
         """
 
         meta_batch: int = 0

@@ -5,12 +5,12 @@
 
 ``RUN_OUT`` is the ``--out`` of a ``metabench run`` (its ``runs/ENV*/checkpoint.npz`` holds the
 best-validation state); ``--set`` repeats that run's learner overrides (or changes an
-evaluation setting, e.g. ``eval_inner_lr``). On the env's frozen test tasks (``--split val``:
-the validation tasks, the ones to choose settings on), with the harness's per-task keys, it prints for every adaptation step: the mean
-return, the share of episodes that end before the horizon (the goal reached), the mean
-episode length and, for Nav2d, the share solved by seed 002's criterion (return > 330 or
-fewer than 38 steps); then the policy's log-std, the return of the adapted policies' mean
-actions, and (point-nav) the tasks with the lowest success rate (goal, distance, success).
+evaluation setting, e.g. ``eval_inner_lr``). On the env's frozen test tasks (``--split
+val``: the validation tasks, the ones to choose settings on), with the harness's per-task
+keys, it prints for every adaptation step: the mean return, the share of episodes that
+end before the horizon (the goal reached), the mean episode length and, for Nav2d, the
+share solved by seed 002's criterion (return > 330 or fewer than 38 steps); then the
+policy's log-std, the return of the adapted policies' mean actions, and (point-nav) the tasks with the lowest success rate (goal, distance, success).
 ``--finn-goals`` (point-nav) also evaluates on Finn et al.'s 40 test goals
 (``np.random.seed(1); np.random.uniform(-0.5, 0.5, (40, 2))``, as ``test_maml_point.py``)
 and on the one goal that script's committed version keeps (``goals[6]``).

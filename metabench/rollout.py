@@ -33,6 +33,15 @@ PolicyApply = Callable[[Any, jax.Array, PRNGKey], jax.Array]
 ActionMap = Callable[[Any], Any] | None
 
 
+def _box_bounds(space: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(low, (high - low) / 2)`` as float32 of a bounded box; None if any bound is infinite."""
+    low = np.asarray(space.low, np.float32)
+    high = np.asarray(space.high, np.float32)
+    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+        return None
+    return low, (high - low) / 2
+
+
 def unit_box_map(space: Any) -> ActionMap:
     """rllab's ``normalize`` action convention (used by Finn et al.'s MAML-RL scripts).
 
@@ -41,13 +50,12 @@ def unit_box_map(space: Any) -> ActionMap:
     HalfCheetah/Ant, Nav2d) or is unbounded, so those envs see the raw action. Works on
     numpy and JAX arrays.
     """
-    low = np.asarray(space.low, np.float32)
-    high = np.asarray(space.high, np.float32)
-    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+    bounds = _box_bounds(space)
+    if bounds is None:
         return None
-    if np.all(low == -1.0) and np.all(high == 1.0):
+    low, half = bounds
+    if np.all(low == -1.0) and np.all(half == 1.0):
         return None
-    half = (high - low) / 2
 
     def to_box(a: Any) -> Any:
         return low + (jnp.clip(a, -1.0, 1.0) + 1.0) * half
@@ -66,11 +74,10 @@ def tanh_box_map(space: Any) -> ActionMap:
     Unlike clipping, a mean beyond the box does not make every larger sample equally good,
     which otherwise rewards a growing standard deviation at the bounds.
     """
-    low = np.asarray(space.low, np.float32)
-    high = np.asarray(space.high, np.float32)
-    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
-        raise ConfigError(f"tanh squashing needs a bounded action box, got low={low} high={high}")
-    half = (high - low) / 2
+    bounds = _box_bounds(space)
+    if bounds is None:
+        raise ConfigError(f"tanh squashing needs a bounded action box, got low={space.low} high={space.high}")
+    low, half = bounds
 
     def to_box(u: Any) -> Any:
         return low + (jnp.tanh(u) + 1.0) * half

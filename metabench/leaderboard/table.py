@@ -44,9 +44,8 @@ def _rl_settings(config: dict[str, Any]) -> dict[str, Any]:
     """``{"outer": ...}`` of a meta-trained MAML-RL record (TRPO and PPO rows must differ
     even when neither was overridden), plus ``squash="tanh"`` where the policy squashed its
     actions and ``eval_inner_lr`` where it differs from ``inner_lr`` (per-env defaults, so
-    not always overrides); records from before the
-    ``outer`` option trained with PPO, their only outer step, and from before ``squash``
-    clipped. Others (and random-policy): ``{}``."""
+    not always overrides). Records from before the ``outer`` option trained with PPO, their
+    only outer step, and from before ``squash`` clipped. Others (and random-policy): ``{}``."""
     if config.get("meta_train") is False or "outer_epochs" not in config:
         return {}
     out = {"outer": config.get("outer", "ppo")}
@@ -59,8 +58,8 @@ def _rl_settings(config: dict[str, Any]) -> dict[str, Any]:
 
 def key_config(record: dict[str, Any]) -> str:
     """The learner settings that differ from its defaults, plus meta_batch and an RL
-    learner's outer step and squashing, plus the training env's options where it differs from the test
-    env (``train: ways=20``)."""
+    learner's ``_rl_settings``, plus the training env's options where it differs from the
+    test env (``train: ways=20``)."""
     items = {
         "meta_batch": record["run"]["meta_batch"],
         **_rl_settings(record["learner"].get("config") or {}),
