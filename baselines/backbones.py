@@ -139,6 +139,8 @@ def max_pool2_reduce_window(x: jax.Array) -> jax.Array:
 
 #: Inputs with at most this many channels are convolved by im2col + matmul (see ``conv3x3``).
 IM2COL_MAX_CHANNELS = 4
+#: Stride-2 convolutions are convolved by im2col + matmul on the CPU backend (see ``conv3x3``).
+IM2COL_STRIDED_ON_CPU = True
 
 
 def _same_pad(size: int, stride: int) -> tuple[int, int, int]:
@@ -148,16 +150,27 @@ def _same_pad(size: int, stride: int) -> tuple[int, int, int]:
     return out, total // 2, total - total // 2
 
 
+def _uses_im2col(channels: int, stride: int) -> bool:
+    if channels <= IM2COL_MAX_CHANNELS:
+        return True
+    return stride > 1 and IM2COL_STRIDED_ON_CPU and jax.default_backend() == "cpu"
+
+
 def conv3x3(x: jax.Array, w: jax.Array, stride: int = 1) -> jax.Array:
     """3x3 SAME convolution with stride ``stride``, NHWC x HWIO -> NHWC.
 
-    Few input channels (the first Conv-4 block on grey images): im2col (nine shifted
-    slices, concatenated) + one matmul, whose weight gradient is a matmul too; XLA's CPU
-    convolution weight-gradient for ``C_in = 1`` was measured ~7x slower. Otherwise
+    im2col (nine shifted slices, concatenated) + one matmul, whose gradients are a matmul
+    plus pads and adds, in two cases: few input channels (the first Conv-4 block on grey
+    images; XLA's CPU convolution weight gradient for ``C_in = 1`` was measured ~7x slower),
+    and stride-2 convolutions on the CPU backend, where the patches are only 9/4 the size
+    of the input: second-order MAML on Finn et al.'s strided Omniglot network went from
+    27 to 37-44 tasks/s, first order from 45 to 50 (``benchmarks/bench_learners.py``,
+    2026-11-30 entry). Stride-1 convolutions with many channels (9x patches; measured
+    slower for ProtoNet) and every convolution on accelerators use
     ``lax.conv_general_dilated``.
     """
     c = x.shape[-1]
-    if c > IM2COL_MAX_CHANNELS:
+    if not _uses_im2col(c, stride):
         return jax.lax.conv_general_dilated(x, w, (stride, stride), "SAME", dimension_numbers=_DN)
     b, h, wd, _ = x.shape
     oh, h_lo, h_hi = _same_pad(h, stride)

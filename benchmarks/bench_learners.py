@@ -229,19 +229,29 @@ def bench_maml_omniglot(repeats: int, quick: bool) -> list[dict[str, Any]]:
     print(f"maml omniglot 5w1s ({data})")
     rows = []
     mb = 8 if quick else 32
-    settings = [("stride", "unroll"), ("max", "unroll")]
+    # (pool, task_map, stride-2 convolutions by im2col): the last is backbones.IM2COL_STRIDED_ON_CPU
+    settings = [("stride", "unroll", True), ("stride", "unroll", False), ("max", "unroll", True)]
     if not quick:
-        settings += [("stride", "map"), ("stride", "vmap")]
-    for fo in (False, True):
-        for pool, task_map in settings:
-            learner = metabench.make_learner("maml", env, first_order=fo, task_map=task_map, meta_batch=mb, pool=pool)
-            run = _runners(learner, env, mb, 2)
-            key = "maml_omniglot_5w1s_fo" if fo else "maml_omniglot_5w1s_so"
-            # e2e (jitted sampler + step, what the harness does) for the default network only
-            for mode in ("fused", "e2e") if (pool, task_map) == ("stride", "unroll") else ("fused",):
-                m = measure(run[mode], 1, repeats)
-                name = f"maml {'fo' if fo else 'so'} pool={pool} task_map={task_map} meta_batch={mb} {mode}"
-                rows.append(row(name, mb, m, key, data=data))
+        settings += [("stride", "map", True), ("stride", "vmap", True)]
+    saved = backbones.IM2COL_STRIDED_ON_CPU
+    try:
+        for fo in (False, True):
+            for pool, task_map, strided_im2col in settings:
+                backbones.IM2COL_STRIDED_ON_CPU = strided_im2col
+                learner = metabench.make_learner(
+                    "maml", env, first_order=fo, task_map=task_map, meta_batch=mb, pool=pool
+                )
+                run = _runners(learner, env, mb, 2)
+                key = "maml_omniglot_5w1s_fo" if fo else "maml_omniglot_5w1s_so"
+                default = (pool, task_map) == ("stride", "unroll")
+                conv = "" if pool == "max" else (" strided-conv=im2col" if strided_im2col else " strided-conv=lax")
+                # e2e (jitted sampler + step, what the harness does) for the default network only
+                for mode in ("fused", "e2e") if default else ("fused",):
+                    m = measure(run[mode], 1, repeats)
+                    name = f"maml {'fo' if fo else 'so'} pool={pool}{conv} task_map={task_map} meta_batch={mb} {mode}"
+                    rows.append(row(name, mb, m, key, data=data))
+    finally:
+        backbones.IM2COL_STRIDED_ON_CPU = saved
     return rows
 
 

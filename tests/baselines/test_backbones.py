@@ -83,6 +83,31 @@ def test_im2col_conv_matches_xla_convolution(shape, stride):
     np.testing.assert_allclose(np.asarray(conv3x3(x, w, stride)), np.asarray(ref), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("channels,stride", [(1, 1), (1, 2), (8, 2), (8, 1)])
+def test_conv3x3_derivatives_match_xla_convolution(channels, stride):
+    """Whichever path ``conv3x3`` takes (im2col for few channels and for stride 2 on CPU,
+    ``lax.conv_general_dilated`` otherwise), its value, gradient and a Hessian-vector
+    product (what second-order MAML differentiates) equal XLA's convolution's, in float64."""
+    from metabench.baselines.backbones import conv3x3
+
+    def conv_ref(x, w):
+        return jax.lax.conv_general_dilated(x, w, (stride, stride), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    with jax.enable_x64(True):
+        x = jax.random.normal(jax.random.key(0), (3, 9, 9, channels), jnp.float64)
+        w = jax.random.normal(jax.random.key(1), (3, 3, channels, 4), jnp.float64)
+        v = jax.random.normal(jax.random.key(2), w.shape, jnp.float64)
+
+        def derivatives(conv):
+            loss = lambda w, x: jnp.sum(jnp.tanh(conv(x, w)) ** 2)  # noqa: E731
+            g = jax.grad(loss, argnums=(0, 1))
+            hvp = jax.jvp(lambda w: jax.grad(loss)(w, x), (w,), (v,))[1]
+            return jax.jit(lambda w, x: (loss(w, x), *g(w, x), hvp))(w, x)
+
+        for ours, ref in zip(derivatives(lambda x, w: conv3x3(x, w, stride)), derivatives(conv_ref)):
+            np.testing.assert_allclose(np.asarray(ours), np.asarray(ref), rtol=1e-10, atol=1e-10)
+
+
 def test_strided_conv4_is_finn_omniglot_network():
     """pool='stride': stride-2 convs 28 -> 14 -> 7 -> 4 -> 2, spatial mean, ``channels`` features."""
     params = conv4_init(jax.random.key(0), (28, 28, 1), channels=16, n_out=5, pool="stride")
