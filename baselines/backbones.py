@@ -163,11 +163,11 @@ def conv3x3(x: jax.Array, w: jax.Array, stride: int = 1) -> jax.Array:
     plus pads and adds, in two cases: few input channels (the first Conv-4 block on grey
     images; XLA's CPU convolution weight gradient for ``C_in = 1`` was measured ~7x slower),
     and stride-2 convolutions on the CPU backend, where the patches are only 9/4 the size
-    of the input: second-order MAML on Finn et al.'s strided Omniglot network went from
-    27 to 37-44 tasks/s, first order from 45 to 50 (``benchmarks/bench_learners.py``,
-    2026-11-30 entry). Stride-1 convolutions with many channels (9x patches; measured
-    slower for ProtoNet) and every convolution on accelerators use
-    ``lax.conv_general_dilated``.
+    of the input: second-order MAML on Finn et al.'s strided Omniglot network (5w1s,
+    meta-batch 32) went from 36.9 to 47.1 tasks/s, first order unchanged within the noise
+    (``benchmarks/bench_learners.py``, 2026-11-30 entry). Stride-1 convolutions with many
+    channels (9x patches; measured slower for ProtoNet) and every convolution on
+    accelerators (not measured there) use ``lax.conv_general_dilated``.
     """
     c = x.shape[-1]
     if not _uses_im2col(c, stride):
