@@ -121,7 +121,7 @@ _FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
 
 OUTER_STEPS = ("trpo", "ppo")
 #: how a policy sample reaches the env's action box (``Config.squash``)
-SQUASHES = ("clip", "tanh")
+SQUASHES = ("clip", "tanh", "displacement")
 
 
 def _gauss_kl(mu0: jax.Array, log_std0: jax.Array, mu1: jax.Array, log_std1: jax.Array) -> jax.Array:
@@ -174,7 +174,10 @@ class MamlRL(Learner):
             sample is clipped to the box; ``"tanh"``: it is squashed by ``tanh`` into the box
             (``metabench.rollout.tanh_box_map``; the trajectories keep the unsquashed sample,
             so the losses are unchanged; it maps into the box whatever ``normalize_actions``
-            says). ``None``: the env's default (module docstring).
+            says); ``"displacement"`` (Nav2d only): the sample is a planar displacement in
+            units of the largest step, turned into (heading, step length) by the env's
+            ``displacement_to_action`` (parameter-free, so the losses are unchanged too).
+            ``None``: the env's default (module docstring).
         """
 
         meta_batch: int = 0
@@ -251,6 +254,12 @@ class MamlRL(Learner):
         #: policy action -> env action (None: the identity; see ``normalize_actions``)
         if c.squash == "tanh":
             self.action_map = tanh_box_map(env.action_space)
+        elif c.squash == "displacement":
+            to_action = getattr(env, "displacement_to_action", None)
+            if to_action is None:
+                raise ConfigError(f"maml-rl: squash='displacement' needs an env whose action is a heading and a "
+                                  f"step length (nav2d-easy, nav2d-hard); {env.spec.id} has none: use 'clip' or 'tanh'")
+            self.action_map = to_action
         else:
             self.action_map = unit_box_map(env.action_space) if c.normalize_actions else None
         self.obs_dim = int(env.observation_space.shape[0])

@@ -160,6 +160,23 @@ class Nav2d(RLMetaEnv):
         info = {"terminated": live & reached, "truncated": live & truncated}
         return self._obs(pos, params.goal), new, jnp.where(live, reward, 0.0).astype(jnp.float32), new.done, info
 
+    # -- action parameterisations ---------------------------------------------------
+    def displacement_to_action(self, u: jax.Array) -> jax.Array:
+        """The action ``float32[..., 2]`` that moves the agent by ``u * max_step_size`` units.
+
+        ``u: float[..., 2]`` is a planar displacement in units of the largest step; its
+        heading becomes ``a0`` and its length, capped at one step, ``a1``. For policies that
+        act in Cartesian displacements (``maml-rl --set squash=displacement``): walking
+        towards the goal is then ``u = (goal - agent) / max_step_size``, a linear function of
+        the observation, where the heading ``atan2`` of the native action is discontinuous
+        and has no linear approximation near the goal. The map is continuous in ``u`` except
+        at ``u = 0`` (a zero step, whatever the heading).
+        """
+        u = jnp.asarray(u, jnp.float32)
+        heading = jnp.mod(jnp.arctan2(u[..., 1], u[..., 0]), 2.0 * jnp.pi)
+        length = jnp.minimum(jnp.linalg.norm(u, axis=-1), 1.0)
+        return jnp.stack([jnp.minimum(heading / jnp.pi - 1.0, 1.0), 2.0 * length - 1.0], axis=-1)
+
     # -- evaluation ----------------------------------------------------------------
     #: the thesis' criterion (module docstring): return above this, or fewer steps than below
     solved_return: ClassVar[float] = 330.0

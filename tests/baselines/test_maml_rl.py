@@ -193,6 +193,27 @@ def test_tanh_squash_moves_by_the_squashed_sample_and_keeps_the_raw_one(point_na
     assert _leaves_equal(p_tanh, p_clip)
 
 
+def test_displacement_squash_moves_by_the_env_map_and_keeps_the_raw_sample(point_nav):
+    """squash="displacement" (Nav2d): env action = env.displacement_to_action(u); trajectories keep u."""
+    nav = metabench.make("nav2d-hard")
+    with pytest.raises(ConfigError, match="squash='displacement' needs an env whose action is a heading"):
+        make_learner("maml-rl", point_nav, squash="displacement")
+    learner = make_learner("maml-rl", nav, **TINY, squash="displacement", log_std_init=1.0)
+    state = learner.init(jax.random.key(0))
+    task = jax.tree_util.tree_map(lambda x: x[0], nav.eval_tasks("test", 0, 1))
+    traj = learner.adaptation_trajectories(state, task, jax.random.key(2))
+    assert float(jnp.abs(traj.actions).max()) > 1.0  # the raw Gaussian samples
+    _, s = nav.reset(jax.random.key(0), task)
+    for t in range(3):  # replay the first steps through the env map
+        _, s, *_ = nav.step(jax.random.key(0), s, nav.displacement_to_action(traj.actions[0, 0, t]), task)
+        np.testing.assert_allclose(traj.obs[0, 0, t + 1], nav._obs(s.pos, task.goal), atol=1e-6)
+    np.testing.assert_allclose(learner.predict(state, state.params, traj.obs[0, 0]),
+                               nav.displacement_to_action(policy_mean(state.params, traj.obs[0, 0])), rtol=1e-6)
+    flat = jax.tree_util.tree_map(lambda x: x[0], traj)
+    clipped = make_learner("maml-rl", nav, **TINY, squash="clip", log_std_init=1.0)
+    assert _leaves_equal(learner.inner_step(state.params, flat, 0.1), clipped.inner_step(state.params, flat, 0.1))
+
+
 def test_step_budget_keeps_whole_episodes_until_the_budget_as_rllab():
     lengths = [3, 5, 2, 4]
     mask = np.zeros((4, 6), np.float32)

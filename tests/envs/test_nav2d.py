@@ -89,6 +89,26 @@ def test_action_maps_to_angle_and_step_length(hard, action, moved) -> None:
     assert not bool(done)
 
 
+@pytest.mark.parametrize("u", [(0.3, 0.4), (-0.5, 0.2), (0.0, -0.7), (-0.6, -1e-7), (2.0, 2.0), (0.0, 0.0)])
+def test_displacement_to_action_moves_by_the_displacement(hard, u) -> None:
+    """``displacement_to_action(u)`` moves the agent by ``u * 10`` units, capped at one full step."""
+    p = task([100.0, 100.0], [200.0, 200.0])
+    _, s = hard.reset(jax.random.key(0), p)
+    action = hard.displacement_to_action(jnp.asarray(u))
+    assert action.shape == (2,) and bool(hard.action_space.contains(np.asarray(action)))
+    _, s, *_ = hard.step(jax.random.key(1), s, action, p)
+    u = np.asarray(u, np.float64)
+    want = u * 10.0 / max(1.0, float(np.linalg.norm(u)))
+    np.testing.assert_allclose(np.asarray(s.pos), 100.0 + want, atol=1e-4)
+
+
+def test_displacement_oracle_is_linear_in_the_observation_and_solves_every_task(hard) -> None:
+    """u = (goal - agent) / 10 in court units, i.e. 12.75 (goal_obs - agent_obs): reaches every goal."""
+    lin = lambda pp, obs, k: hard.displacement_to_action((obs[2:4] - obs[:2]) * HALF / 10.0)  # noqa: E731
+    traj = rollout_tasks(hard, lin, None, hard.eval_tasks("test"), jax.random.key(0), 1)
+    assert np.all(np.asarray(hard.solved(traj)))
+
+
 def test_positions_are_clipped_to_the_court(hard) -> None:
     p = task([3.0, 250.0], [100.0, 100.0])
     _, s = hard.reset(jax.random.key(0), p)
