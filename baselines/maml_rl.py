@@ -55,10 +55,14 @@ tasks, see ``_FAMILY_DEFAULTS``; no published setting exists.)
 
 Action squashing (``squash``, left at ``None``: resolved per env). Finn et al.'s envs clip
 the Gaussian sample to the action box (``"clip"``). Nav2d, which seed 002 defines but ran no
-RL experiment on, defaults to ``"tanh"``: measured at the same budget (300 PPO meta-steps,
-nav2d-easy, ``docs/results.md``) the clipped policy ends at -449.9 after 3 adaptation
-steps, the tanh-squashed one at -161.1. With clipping, a step-length mean beyond the box
-makes every longer sample equally good, and the step-length std grew instead of shrinking.
+RL experiment on, uses what was measured best (``docs/results.md``): at the same budget (300
+PPO meta-steps, nav2d-easy) the clipped policy ends at -449.9 after 3 adaptation steps, the
+tanh-squashed one at -161.1 (with clipping, a step-length mean beyond the box makes every
+longer sample equally good, and the step-length std grew instead of shrinking), so
+nav2d-easy squashes with ``"tanh"``. nav2d-hard acts in ``"displacement"``s (the env's
+``displacement_to_action``: walking to a goal that moves from task to task is then linear in
+the observation, where the heading is an ``atan2`` of it): -248.3 after 3 steps at 1,000
+PPO meta-steps against tanh's -332.2.
 
 Evaluation batches. ``eval_batch_steps = 0``: every adaptation step samples
 ``eval_episodes`` episodes and the curve is their mean return. ``eval_batch_steps = B >
@@ -109,13 +113,16 @@ from metabench.tasks import PRNGKey
 
 #: Per-family settings (module docstring table); ``inner_lr`` for the rest: 0.1. point-nav:
 #: Finn et al.'s scripts. Nav2d (no published RL setting; measured, docs/results.md): tanh
-#: squashing beat clipping at the same budget; nav2d-easy's eval_inner_lr was chosen on the
-#: validation tasks (0.01 / 0.03 / 0.1: +125 / +91 / -66 after 3 steps; on nav2d-hard 0.1 is
-#: better, -360 vs -516 at 0.01).
+#: squashing beat clipping at the same budget on both envs; on nav2d-hard displacements beat
+#: tanh (validation after 3 steps at every checkpoint of 1,000 PPO steps, e.g. -274 vs -365
+#: at step 500), on nav2d-easy they did not (-187 vs -112 at step 200; -201 vs +31 at step
+#: 500 with log_std_init=-2); nav2d-easy's
+#: eval_inner_lr was chosen on the validation tasks (0.01 / 0.03 / 0.1: +125 / +91 / -66
+#: after 3 steps; on nav2d-hard 0.1 is better, -360 vs -516 at 0.01).
 _FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
     "point-nav": {"inner_lr": 0.5, "eval_later_lr": 0.25, "eval_episodes": 200, "eval_batch_steps": 4000},
     "nav2d-easy": {"squash": "tanh", "eval_inner_lr": 0.01},
-    "nav2d-hard": {"squash": "tanh"},
+    "nav2d-hard": {"squash": "displacement"},
 }
 
 
