@@ -165,6 +165,16 @@ def test_policy_acts_in_the_unit_box_rescaled_to_the_env_box(point_nav):
                                to_box(policy_mean(state.params, traj.obs[0, 0])), rtol=1e-6)
 
 
+def _first_task_trajectories(env, **config):
+    """A tiny wide-noise learner's adaptation trajectories on the env's first test task."""
+    learner = make_learner("maml-rl", env, **TINY, log_std_init=1.0, **config)
+    state = learner.init(jax.random.key(0))
+    task = jax.tree_util.tree_map(lambda x: x[0], env.eval_tasks("test", 0, 1))
+    traj = learner.adaptation_trajectories(state, task, jax.random.key(2))
+    assert float(jnp.abs(traj.actions).max()) > 1.0  # the raw (unsquashed) Gaussian samples
+    return learner, state, task, traj
+
+
 def test_tanh_squash_moves_by_the_squashed_sample_and_keeps_the_raw_one(point_nav):
     """squash="tanh": env action = low + (tanh(u) + 1) / 2 (high - low); trajectories keep u."""
     to_box = tanh_box_map(point_nav.action_space)
@@ -176,11 +186,7 @@ def test_tanh_squash_moves_by_the_squashed_sample_and_keeps_the_raw_one(point_na
                                np.tanh([0.3, -2.0]), rtol=1e-6)  # [-1, 1]^2: tanh itself
     with pytest.raises(ConfigError, match="squash"):
         make_learner("maml-rl", point_nav, squash="sigmoid")
-    learner = make_learner("maml-rl", point_nav, **TINY, squash="tanh", log_std_init=1.0)
-    state = learner.init(jax.random.key(0))
-    task = jax.tree_util.tree_map(lambda x: x[0], point_nav.eval_tasks("test", 0, 1))
-    traj = learner.adaptation_trajectories(state, task, jax.random.key(2))
-    assert float(jnp.abs(traj.actions).max()) > 1.0  # the unsquashed Gaussian samples
+    learner, state, task, traj = _first_task_trajectories(point_nav, squash="tanh")
     moves = jnp.cumsum(jnp.asarray(to_box(traj.actions[0, 0])), axis=0)
     np.testing.assert_allclose(traj.obs[0, 0, 1:], moves[:-1], atol=1e-5)
     assert not np.allclose(moves, jnp.cumsum(unit_box_map(point_nav.action_space)(traj.actions[0, 0]), axis=0))
@@ -199,11 +205,7 @@ def test_displacement_squash_moves_by_the_env_map_and_keeps_the_raw_sample(point
     nav = metabench.make("nav2d-hard")
     with pytest.raises(ConfigError, match="squash='displacement' needs an env whose action is a heading"):
         make_learner("maml-rl", point_nav, squash="displacement")
-    learner = make_learner("maml-rl", nav, **TINY, squash="displacement", log_std_init=1.0)
-    state = learner.init(jax.random.key(0))
-    task = jax.tree_util.tree_map(lambda x: x[0], nav.eval_tasks("test", 0, 1))
-    traj = learner.adaptation_trajectories(state, task, jax.random.key(2))
-    assert float(jnp.abs(traj.actions).max()) > 1.0  # the raw Gaussian samples
+    learner, state, task, traj = _first_task_trajectories(nav, squash="displacement")
     _, s = nav.reset(jax.random.key(0), task)
     for t in range(3):  # replay the first steps through the env map
         _, s, *_ = nav.step(jax.random.key(0), s, nav.displacement_to_action(traj.actions[0, 0, t]), task)
