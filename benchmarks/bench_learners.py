@@ -91,6 +91,12 @@ figure). All numbers were measured by this script (runs logged, medians of 2-5 r
   monotone map commutes with max- or, for a negative scale, min-pooling; statistics still
   from the full-resolution input) made the ProtoNet Conv-4 gradient slower, 219-228 vs
   179-196 ms.
+* 2026-11-30 (later), idle machine, full ``protonet`` section, 3 repeats: 7.1 episodes/s e2e
+  and fused (190 CPU ms per episode; 0.71x the peer, 0.47x the target); first convolution
+  by XLA instead of im2col 8.0 (171 ms). An interleaved probe minutes later (value + gradient
+  of the ProtoNet loss, 100 images, im2col / XLA alternating twice) showed no consistent
+  difference: 162 / 181 vs 175 / 166 ms at 28x28x1, 1716 / 1740 vs 1684 / 1813 ms at 84x84x3,
+  so the first convolution keeps im2col.
 """
 
 from __future__ import annotations
