@@ -151,6 +151,7 @@ def _same_pad(size: int, stride: int) -> tuple[int, int, int]:
 
 
 def _uses_im2col(channels: int, stride: int) -> bool:
+    """Whether ``conv3x3`` convolves ``channels`` input channels at ``stride`` by im2col (its docstring)."""
     if channels <= IM2COL_MAX_CHANNELS:
         return True
     return stride > 1 and IM2COL_STRIDED_ON_CPU and jax.default_backend() == "cpu"

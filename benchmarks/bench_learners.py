@@ -80,9 +80,10 @@ figure). All numbers were measured by this script (runs logged, medians of 2-5 r
   XLA's strided convolution in the same run. Second order: 47.1 fused / 45.5 e2e tasks/s
   (40.5 / 42.1 CPU ms per task) vs 36.9 / 33.4 (52.0 / 57.4 ms): 1.28x / 1.36x; the 40
   tasks/s target is MET in this run (1.18x / 1.14x; 1.74x / 1.69x the peer). First order:
-  47.2 / 49.7 vs 50.1 / 48.0, no change within the noise. A probe at meta-batch 8 minutes
-  earlier: second order 27.1 -> 36.8, first order 45.4 -> 50.0 (lax.map over tasks with
-  im2col: 36.7; vmap: 28.3). Winograd F(2x2, 3x3) for the stride-1 convolutions, a
+  47.2 / 49.7 vs 50.1 / 48.0, no change within the noise. Tasks by ``lax.map`` / ``vmap``
+  with im2col in the same run: 36.7 / 28.3 (second order), so ``unroll`` stays the image
+  default. A probe at meta-batch 8 minutes earlier: second order 27.1 -> 36.8, first order
+  45.4 -> 50.0. Winograd F(2x2, 3x3) for the stride-1 convolutions, a
   probe (code not kept): at 14x14x64 x 100 images the forward took 28.7 ms vs XLA's 16.1,
   the input + weight gradient 62.8 vs 67.7, the weight gradient alone 63.6 vs 53.7; its
   16 batched 64x64 matmuls ran at ~67 GFLOPS and the tile transforms are memory-bound, so

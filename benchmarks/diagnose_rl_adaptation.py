@@ -10,7 +10,9 @@ val``: the validation tasks, the ones to choose settings on), with the harness's
 keys, it prints for every adaptation step: the mean return, the share of episodes that
 end before the horizon (the goal reached), the mean episode length and, for Nav2d, the
 share solved by seed 002's criterion (return > 330 or fewer than 38 steps); then the
-policy's log-std, the return of the adapted policies' mean actions, and (point-nav) the tasks with the lowest success rate (goal, distance, success).
+policy's log-std, the return of the adapted policies' mean actions, (Nav2d) how precisely the
+unadapted policy's mean action walks to the goal from 100 down to 0.3 units, and (point-nav)
+the tasks with the lowest success rate (goal, distance, success).
 ``--finn-goals`` (point-nav) also evaluates on Finn et al.'s 40 test goals
 (``np.random.seed(1); np.random.uniform(-0.5, 0.5, (40, 2))``, as ``test_maml_point.py``)
 and on the one goal that script's committed version keeps (``goals[6]``).
@@ -77,6 +79,41 @@ def mean_action_return(learner: Any, env: Any, state: Any, tasks: Any, keys: jax
           f"goal reached {(mask.sum(-1) < horizon).mean():.3f}")
 
 
+def nav2d_mean_field(learner: Any, env: Any, state: Any, tasks: Any) -> None:
+    """How precisely the unadapted policy's mean action walks to the goal, by distance.
+
+    From 16 points on a circle of radius ``r`` around each task's goal (inside the court),
+    one env step with the mean action: the cosine between the move and the goal direction,
+    the step length against the ideal ``min(r, 10)``, and the distance left to the goal.
+    """
+    from metabench.envs.nav2d import Nav2dState
+
+    angles = np.linspace(0.0, 2 * np.pi, 16, endpoint=False)
+    ring = np.stack([np.cos(angles), np.sin(angles)], -1)
+    goals = np.asarray(tasks.goal)
+    to_env = learner.action_map or (lambda a: a)
+
+    def one_step(pos: jax.Array, params: Any) -> jax.Array:
+        action = to_env(policy_mean(state.params, env._obs(pos, params.goal)))
+        s = Nav2dState(pos=pos, t=jax.numpy.zeros((), jax.numpy.int32), done=jax.numpy.zeros((), bool))
+        return env.step(jax.random.key(0), s, action, params)[1].pos
+
+    step = jax.jit(jax.vmap(one_step))
+    for r in (100.0, 30.0, 10.0, 3.0, 1.0, 0.3):
+        pos = (goals[:, None, :] + r * ring[None]).reshape(-1, 2)
+        task_of = np.repeat(np.arange(len(goals)), len(ring))
+        inside = np.all((pos >= 0) & (pos <= env.court), axis=-1)
+        pos, task_of = pos[inside].astype(np.float32), task_of[inside]
+        params = jax.tree_util.tree_map(lambda x: jax.numpy.asarray(x)[task_of], tasks)
+        moved = np.asarray(step(jax.numpy.asarray(pos), params)) - pos
+        want = goals[task_of] - pos
+        cos = (moved * want).sum(-1) / (np.linalg.norm(moved, axis=-1) * np.linalg.norm(want, axis=-1) + 1e-12)
+        left = np.linalg.norm(pos + moved - goals[task_of], axis=-1)
+        print(f"mean action from r = {r:5.1f}: median cosine {np.median(cos):6.3f}  median step "
+              f"{np.median(np.linalg.norm(moved, axis=-1)):6.2f} (ideal {min(r, env.max_step_size):5.2f})  "
+              f"median distance left {np.median(left):6.2f}  within goal_radius {np.mean(left <= env.goal_radius):.3f}")
+
+
 def finn_goals(learner: Any, state: Any, tasks: Any) -> None:
     legacy = np.random.RandomState(1)  # == np.random.seed(1) + np.random.uniform, as their script
     goals = legacy.uniform(-0.5, 0.5, size=(40, 2)).astype(np.float32)
@@ -109,6 +146,8 @@ def main() -> None:
     print(f"{args.env}: {n} {args.split} tasks, log_std {np.asarray(state.params['log_std']).round(3)}")
     success = per_step_table(learner, state, tasks, keys, nav2d=args.env.startswith("nav2d"))
     mean_action_return(learner, env, state, tasks, keys)
+    if args.env.startswith("nav2d"):
+        nav2d_mean_field(learner, env, state, tasks)
     goal = getattr(tasks, "goal", None)
     if goal is not None and np.asarray(goal).shape[-1] == 2 and not args.env.startswith("nav2d"):
         dist = np.linalg.norm(np.asarray(goal), axis=-1)
