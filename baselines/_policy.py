@@ -6,6 +6,12 @@ dict pytree ``{"layers": ((w, b), ...), "log_std": float32[A]}`` so MAML's inner
 update them with ``tree_map`` and differentiate through the update. Layers use Glorot
 (Xavier) uniform weights and zero biases, as rllab does.
 
+``init_policy(..., tanh_mean=True)`` bounds the mean, ``mean = tanh(MLP(obs))`` (rllab's
+``GaussianMLPPolicy(output_nonlinearity=tanh)``); the noise is added after it, so it is
+measured against a mean inside the unit box everywhere. The choice lives in the pytree's
+structure, as a key ``"tanh_mean"`` holding an empty tuple (no parameters, no leaves): the
+functions below stay module-level and every policy of one structure shares its compilation.
+
 The functions are module-level (not closures), so one compiled rollout serves every
 policy of the same shapes (``metabench.rollout`` caches on ``policy_apply``).
 """
@@ -22,16 +28,24 @@ Params = dict[str, Any]
 
 
 def init_policy(
-    key: jax.Array, obs_dim: int, act_dim: int, hidden: tuple[int, ...] = (100, 100), log_std: float = 0.0
+    key: jax.Array,
+    obs_dim: int,
+    act_dim: int,
+    hidden: tuple[int, ...] = (100, 100),
+    log_std: float = 0.0,
+    tanh_mean: bool = False,
 ) -> Params:
-    """Parameters of an ``obs_dim -> hidden... -> act_dim`` Gaussian policy."""
+    """Parameters of an ``obs_dim -> hidden... -> act_dim`` Gaussian policy (``tanh_mean``: module docstring)."""
     sizes = (int(obs_dim), *map(int, hidden), int(act_dim))
     layers = []
     for k, (n_in, n_out) in zip(jax.random.split(key, len(sizes) - 1), zip(sizes[:-1], sizes[1:])):
         lim = math.sqrt(6.0 / (n_in + n_out))
         w = jax.random.uniform(k, (n_in, n_out), jnp.float32, -lim, lim)
         layers.append((w, jnp.zeros((n_out,), jnp.float32)))
-    return {"layers": tuple(layers), "log_std": jnp.full((int(act_dim),), log_std, jnp.float32)}
+    params: Params = {"layers": tuple(layers), "log_std": jnp.full((int(act_dim),), log_std, jnp.float32)}
+    if tanh_mean:
+        params["tanh_mean"] = ()
+    return params
 
 
 def policy_mean(params: Params, obs: jax.Array) -> jax.Array:
@@ -42,7 +56,7 @@ def policy_mean(params: Params, obs: jax.Array) -> jax.Array:
         h = h @ w + b
         if i < len(layers) - 1:
             h = jax.nn.relu(h)
-    return h
+    return jnp.tanh(h) if "tanh_mean" in params else h
 
 
 def sample_action(params: Params, obs: jax.Array, key: jax.Array) -> jax.Array:

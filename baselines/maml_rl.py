@@ -169,6 +169,8 @@ class MamlRL(Learner):
             clip: PPO clip range (ProMP's MAML-PPO values).
         first_order: drop the second-order term (eq. 3.7).
         hidden: policy hidden sizes; log_std_init: initial log standard deviation.
+        tanh_mean: bound the policy mean by ``tanh`` before the noise is added (rllab's
+            ``output_nonlinearity``; ``metabench.baselines._policy``).
         episodes: trajectories per task and adaptation step (training); eval_episodes: at
             evaluation (0: ``episodes``); horizon: steps per trajectory (0: ``env.max_steps``).
         discount: gamma of the returns the baseline and advantages use.
@@ -203,6 +205,7 @@ class MamlRL(Learner):
         first_order: bool = False
         hidden: tuple[int, ...] = (100, 100)
         log_std_init: float = 0.0
+        tanh_mean: bool = False
         episodes: int = 20
         eval_episodes: int = 0
         horizon: int = 0
@@ -436,7 +439,7 @@ class MamlRL(Learner):
     # -- the contract ---------------------------------------------------------------------------------
     def init(self, key: PRNGKey) -> MamlState:
         c = self.config
-        params = init_policy(key, self.obs_dim, self.act_dim, tuple(c.hidden), c.log_std_init)
+        params = init_policy(key, self.obs_dim, self.act_dim, tuple(c.hidden), c.log_std_init, c.tanh_mean)
         return MamlState(params, self.optimizer.init(params), jnp.zeros((), jnp.int32))
 
     def meta_train_step(self, state: MamlState, tasks: Any, key: PRNGKey) -> tuple[MamlState, dict]:

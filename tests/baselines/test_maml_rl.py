@@ -47,6 +47,25 @@ def test_sample_action_has_the_policy_mean_and_std():
     np.testing.assert_allclose(acts.std(0), [0.5, 0.5], atol=0.02)
 
 
+def test_tanh_mean_bounds_the_mean_and_keeps_the_gaussian_around_it():
+    plain = init_policy(jax.random.key(0), 3, 2, (5,), log_std=-0.5)
+    bounded = init_policy(jax.random.key(0), 3, 2, (5,), log_std=-0.5, tanh_mean=True)
+    assert jax.tree_util.tree_leaves(bounded) and len(jax.tree_util.tree_leaves(bounded)) == len(
+        jax.tree_util.tree_leaves(plain))  # the marker adds no parameters
+    obs = 30.0 * jax.random.normal(jax.random.key(1), (7, 3))  # large inputs: the plain mean leaves the box
+    assert float(jnp.max(jnp.abs(policy_mean(plain, obs)))) > 1.0
+    np.testing.assert_allclose(policy_mean(bounded, obs), jnp.tanh(policy_mean(plain, obs)), rtol=1e-6)
+    act = jax.random.normal(jax.random.key(2), (7, 2))
+    want = jax.scipy.stats.norm.logpdf(act, jnp.tanh(policy_mean(plain, obs)), jnp.exp(-0.5)).sum(-1)
+    np.testing.assert_allclose(log_prob(bounded, obs, act), want, rtol=1e-5, atol=1e-5)
+    learner = make_learner("maml-rl", metabench.make("point-nav"), **TINY, tanh_mean=True)
+    state = learner.init(jax.random.key(0))
+    assert "tanh_mean" in state.params
+    state2, metrics = learner.meta_train_step(state, learner.env.sample_tasks(jax.random.key(1), 2, "train"),
+                                              jax.random.key(2))
+    assert "tanh_mean" in state2.params and np.isfinite(float(metrics["loss"]))
+
+
 # -- returns, baseline, advantages -------------------------------------------------------------
 
 
