@@ -73,6 +73,12 @@ it is on); the inner step and the curve use the kept episodes only. Because epis
 end early (point-nav: the goal reached) leave room for more episodes, the mean return
 over a step budget weighs successful episodes more than the fixed-count mean does
 (``--set eval_batch_steps=0 --set eval_episodes=40`` gives the fixed-count protocol).
+``eval_envs = n > 0`` samples the batch as rllab's ``VectorizedSampler`` does instead
+(``vector_budget``): ``n`` envs in lockstep, each starting its next episode when one ends,
+until the ended episodes hold ``B`` steps; the episodes still running then are dropped, so
+short (successful) episodes weigh more again. Finn et al.'s repository has versions of its
+``BatchPolopt`` with either sampler, so which one made the published point-nav curve is not
+certain; point-nav keeps the sequential one (``docs/results.md`` has both).
 ``eval_episodes`` is then a cap: if all of them together are shorter than ``B`` the batch
 has fewer than ``B`` steps (point-nav: a mean length under 20 steps).
 
@@ -163,6 +169,9 @@ class MamlRL(Learner):
         eval_batch_steps: > 0: evaluation batches of whole episodes until this many env steps
             (rllab's ``batch_size``; ``eval_episodes`` is the cap), 0: ``eval_episodes``
             episodes (module docstring). JAX envs only.
+        eval_envs: with ``eval_batch_steps``: 0 samples the batch's episodes one after another
+            (``step_budget``), ``n > 0`` in ``n`` envs stepped in lockstep as rllab's vectorized
+            sampler does (``vector_budget``; ``eval_episodes`` must be a multiple of ``n``).
         outer: ``"trpo"`` (Finn et al.) or ``"ppo"`` (module docstring).
         max_kl, cg_iters: TRPO's trust region (mean KL of the adapted policies) and CG iterations.
         meta_lr: Adam step size of the outer PPO step; outer_epochs: Adam steps per batch of samples;
@@ -196,6 +205,7 @@ class MamlRL(Learner):
         eval_inner_lr: float | None = None
         eval_later_lr: float | None = None
         eval_batch_steps: int | None = None
+        eval_envs: int = 0
         outer: str = "trpo"
         max_kl: float = 0.01
         cg_iters: int = 10
@@ -238,12 +248,16 @@ class MamlRL(Learner):
             if not getattr(c, name) >= 0.0:
                 raise ConfigError(f"maml-rl: {name} must be >= 0, got {getattr(c, name)}")
         for name, low in (("meta_batch", 1), ("inner_steps", 1), ("eval_steps", 0), ("outer_epochs", 1),
-                          ("episodes", 1), ("eval_episodes", 1), ("horizon", 1), ("eval_batch_steps", 0)):
+                          ("episodes", 1), ("eval_episodes", 1), ("horizon", 1), ("eval_batch_steps", 0),
+                          ("eval_envs", 0)):
             if getattr(c, name) < low:
                 raise ConfigError(f"maml-rl: {name} must be >= {low}, got {getattr(c, name)}")
         if c.eval_batch_steps > 0 and host:
             raise ConfigError(f"maml-rl: eval_batch_steps (rllab step budgets) needs a JAX env; {env.spec.id} is "
                               "simulated on the host: use eval_episodes")
+        if c.eval_envs and c.eval_episodes % c.eval_envs:
+            raise ConfigError(f"maml-rl: eval_episodes ({c.eval_episodes}) must be a multiple of eval_envs "
+                              f"({c.eval_envs}): each env runs eval_episodes / eval_envs episodes")
         if not 0.0 < c.discount <= 1.0:
             raise ConfigError(f"maml-rl: discount must lie in (0, 1], got {c.discount}")
         if not c.clip > 0.0:
@@ -300,6 +314,13 @@ class MamlRL(Learner):
         if tuple(config.hidden) != tuple(default.hidden):
             kw["hidden"] = tuple(config.hidden)
         return cls(env, cls.Config(**kw), mesh)
+
+    def eval_batch(self, traj: Trajectories) -> Trajectories:
+        """The evaluation episodes one adaptation step keeps (``eval_batch_steps``, ``eval_envs``)."""
+        c = self.config
+        if c.eval_batch_steps > 0 and c.eval_envs > 0:
+            return vector_budget(traj, c.eval_batch_steps, c.eval_envs)
+        return step_budget(traj, c.eval_batch_steps)
 
     def eval_lr(self, s: int) -> float:
         """Step size of evaluation adaptation step ``s`` (0-based)."""
@@ -492,7 +513,7 @@ class MamlRL(Learner):
         for s in range(c.eval_steps + 1):
             traj = rollout(self.env, sample_action, params, task, jax.random.fold_in(key, s), c.eval_episodes, c.horizon,
                            self.action_map)
-            traj = step_budget(traj, c.eval_batch_steps)
+            traj = self.eval_batch(traj)
             out.append(traj)
             if s < c.eval_steps:
                 params = self._inner_step_fo(params, traj, self.eval_lr(s))
@@ -536,7 +557,7 @@ class MamlRL(Learner):
         for s in range(c.eval_steps):
             traj = rollout(self.env, sample_action, params, support, jax.random.fold_in(key, s), c.eval_episodes,
                            c.horizon, self.action_map)
-            traj = step_budget(traj, c.eval_batch_steps)
+            traj = self.eval_batch(traj)
             params = self._inner_step_fo(params, traj, self.eval_lr(s))
         return params
 
@@ -560,6 +581,32 @@ def step_budget(traj: Trajectories, budget: int) -> Trajectories:
     return traj._replace(mask=mask * (before < budget).astype(jnp.float32)[..., None])
 
 
+def vector_budget(traj: Trajectories, budget: int, n_envs: int) -> Trajectories:
+    """The episodes of ``traj [..., E, T]`` that rllab's vectorized sampler would keep for ``budget`` steps.
+
+    ``n_envs`` envs step in lockstep and each starts its next episode on the step after the
+    last one ends (episode ``e`` is the ``e // n_envs``-th of env ``e % n_envs``); after every
+    step the episodes that have ended are counted, and sampling stops at the first step ``t*``
+    at which they hold ``>= budget`` steps; episodes still running then are dropped
+    (``VectorizedSampler.obtain_samples`` of Finn et al.'s ``maml_rl``). Short episodes are
+    therefore over-represented compared with ``step_budget``. The dropped episodes get mask 0.
+    An env that runs out of its ``E / n_envs`` episodes before ``t*`` makes the batch a cap
+    (as ``step_budget`` is when all ``E`` episodes take fewer than ``budget`` steps).
+    """
+    mask = jnp.asarray(traj.mask, jnp.float32)
+    *lead, n_ep, _ = mask.shape
+    if n_ep % n_envs:
+        raise ConfigError(f"vector_budget: {n_ep} episodes do not split over {n_envs} envs")
+    lengths = mask.sum(-1)
+    ends = jnp.cumsum(lengths.reshape(*lead, n_ep // n_envs, n_envs), axis=-2).reshape(*lead, n_ep)
+    sorted_ends = jnp.sort(ends, axis=-1)
+    done_steps = jnp.cumsum(jnp.take_along_axis(lengths, jnp.argsort(ends, axis=-1), -1), axis=-1)
+    reached = done_steps >= budget  # after the step that ends the i-th earliest episode
+    first = jnp.take_along_axis(sorted_ends, jnp.argmax(reached, -1)[..., None], -1)[..., 0]
+    t_star = jnp.where(reached.any(-1), first, jnp.inf)
+    return traj._replace(mask=mask * (ends <= t_star[..., None]).astype(jnp.float32)[..., None])
+
+
 def mean_episode_return(traj: Trajectories) -> jax.Array:
     """Mean return over the episodes of ``traj [..., E, T]`` that took a step (``step_budget`` drops some)."""
     mask = jnp.asarray(traj.mask, jnp.float32)
@@ -571,4 +618,4 @@ def _tree_index_axis1(tree: Any, i: int) -> Any:
     return jax.tree_util.tree_map(lambda x: x[:, i], tree)
 
 
-__all__ = ["MamlRL", "mean_episode_return", "step_budget"]
+__all__ = ["MamlRL", "mean_episode_return", "step_budget", "vector_budget"]

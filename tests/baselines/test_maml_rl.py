@@ -15,7 +15,7 @@ import metabench.baselines  # noqa: F401  (registers the learners)
 from metabench.baselines._policy import init_policy, log_prob, policy_mean, sample_action
 from metabench.baselines._rl_baseline import advantages, discounted_returns, features, fit_baseline
 from metabench.baselines.maml import MAML
-from metabench.baselines.maml_rl import MamlRL, mean_episode_return, step_budget
+from metabench.baselines.maml_rl import MamlRL, mean_episode_return, step_budget, vector_budget
 from metabench.errors import ConfigError
 from metabench.learner import make_learner
 from metabench.rollout import Trajectories, episode_returns, rollout, tanh_box_map, unit_box_map
@@ -251,6 +251,54 @@ def test_step_budget_keeps_whole_episodes_until_the_budget_as_rllab():
     np.testing.assert_array_equal(np.asarray(step_budget(traj, 9).mask).sum(-1), [3, 5, 2, 0])
     assert step_budget(traj, 0) is traj
     assert float(mean_episode_return(traj)) == pytest.approx(rewards.sum(-1).mean())
+
+
+def _vectorized_sampler_lengths(streams: list[list[int]], budget: int) -> list[list[int]]:
+    """A literal loop of rllab's VectorizedSampler: envs step in lockstep, an env starts its next
+    episode after one ends, sampling stops once the ended episodes hold >= budget steps."""
+    n = len(streams)
+    done: list[list[int]] = [[] for _ in range(n)]
+    nxt, left, n_samples = [0] * n, [streams[i][0] for i in range(n)], 0
+    while n_samples < budget:
+        for i in range(n):
+            if nxt[i] >= len(streams[i]):
+                continue
+            left[i] -= 1
+            if left[i] == 0:
+                done[i].append(streams[i][nxt[i]])
+                n_samples += streams[i][nxt[i]]
+                nxt[i] += 1
+                left[i] = streams[i][nxt[i]] if nxt[i] < len(streams[i]) else 0
+    return done
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_vector_budget_keeps_the_episodes_rllabs_vectorized_sampler_keeps(seed):
+    rng = np.random.default_rng(seed)
+    n_envs, per_env, horizon = 4, 12, 10
+    lengths = rng.choice([1, 2, 3, 9, 10], size=(per_env, n_envs))  # episode j of env i: lengths[j, i]
+    mask = (np.arange(horizon) < lengths.reshape(-1)[:, None]).astype(np.float32)
+    z = np.zeros_like(mask)
+    traj = Trajectories(obs=np.zeros((*mask.shape, 2), np.float32), actions=z[..., None], rewards=-mask,
+                        dones=z > 0, mask=mask)
+    budget = int(rng.integers(5, 4 * horizon))
+    kept = np.asarray(vector_budget(traj, budget, n_envs).mask).sum(-1).reshape(per_env, n_envs)
+    want = _vectorized_sampler_lengths([list(lengths[:, i]) for i in range(n_envs)], budget)
+    for i in range(n_envs):
+        got = [int(x) for x in kept[:, i] if x > 0]
+        assert got == want[i], (i, got, want[i])
+        assert np.all(kept[len(got):, i] == 0)  # an env keeps a prefix of its episodes
+    assert kept.sum() >= budget  # there are enough episodes, so the batch is complete
+
+
+def test_eval_envs_selects_the_vectorized_batch(point_nav):
+    learner = make_learner("maml-rl", point_nav, **{**TINY, "eval_episodes": 4}, eval_batch_steps=10, eval_envs=2)
+    task = jax.tree_util.tree_map(lambda x: x[0], point_nav.eval_tasks("test", 0, 1))
+    traj = learner.adaptation_trajectories(learner.init(jax.random.key(0)), task, jax.random.key(1))
+    # 8-step episodes in 2 envs: after step 8 both first episodes have ended (16 >= 10 steps); the second ones are dropped
+    np.testing.assert_array_equal(np.asarray(traj.mask).sum(-1), np.tile([8, 8, 0, 0], (4, 1)))
+    with pytest.raises(ConfigError, match="multiple of eval_envs"):
+        make_learner("maml-rl", point_nav, **{**TINY, "eval_episodes": 5}, eval_batch_steps=10, eval_envs=2)
 
 
 def test_eval_batches_follow_the_step_budget(point_nav):
