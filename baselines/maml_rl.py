@@ -180,6 +180,8 @@ class MamlRL(Learner):
         hidden: policy hidden sizes; log_std_init: initial log standard deviation.
         tanh_mean: bound the policy mean by ``tanh`` before the noise is added (rllab's
             ``output_nonlinearity``; ``metabench.baselines._policy``).
+        skip: add a linear path from the observation to the policy mean (zero at first;
+            ``metabench.baselines._policy``).
         episodes: trajectories per task and adaptation step (training); eval_episodes: at
             evaluation (0: ``episodes``); horizon: steps per trajectory (0: ``env.max_steps``).
         discount: gamma of the returns the baseline and advantages use.
@@ -216,6 +218,7 @@ class MamlRL(Learner):
         hidden: tuple[int, ...] = (100, 100)
         log_std_init: float = 0.0
         tanh_mean: bool = False
+        skip: bool = False
         episodes: int = 20
         eval_episodes: int = 0
         horizon: int = 0
@@ -460,7 +463,7 @@ class MamlRL(Learner):
     # -- the contract ---------------------------------------------------------------------------------
     def init(self, key: PRNGKey) -> MamlState:
         c = self.config
-        params = init_policy(key, self.obs_dim, self.act_dim, tuple(c.hidden), c.log_std_init, c.tanh_mean)
+        params = init_policy(key, self.obs_dim, self.act_dim, tuple(c.hidden), c.log_std_init, c.tanh_mean, c.skip)
         return MamlState(params, self.optimizer.init(params), jnp.zeros((), jnp.int32))
 
     def meta_train_step(self, state: MamlState, tasks: Any, key: PRNGKey) -> tuple[MamlState, dict]:

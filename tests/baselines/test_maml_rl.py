@@ -12,7 +12,7 @@ import pytest
 
 import metabench
 import metabench.baselines  # noqa: F401  (registers the learners)
-from metabench.baselines._policy import init_policy, log_prob, policy_mean, sample_action
+from metabench.baselines._policy import SKIP_SCALE, init_policy, log_prob, policy_mean, sample_action
 from metabench.baselines._rl_baseline import advantages, discounted_returns, features, fit_baseline
 from metabench.baselines.maml import MAML
 from metabench.baselines.maml_rl import MamlRL, mean_episode_return, step_budget, vector_budget
@@ -64,6 +64,22 @@ def test_tanh_mean_bounds_the_mean_and_keeps_the_gaussian_around_it():
     state2, metrics = learner.meta_train_step(state, learner.env.sample_tasks(jax.random.key(1), 2, "train"),
                                               jax.random.key(2))
     assert "tanh_mean" in state2.params and np.isfinite(float(metrics["loss"]))
+
+
+def test_skip_adds_a_zero_initialised_linear_path_to_the_mean():
+    plain = init_policy(jax.random.key(0), 3, 2, (5,))
+    skipped = init_policy(jax.random.key(0), 3, 2, (5,), skip=True)
+    obs = jax.random.normal(jax.random.key(1), (7, 3))
+    np.testing.assert_array_equal(policy_mean(skipped, obs), policy_mean(plain, obs))  # zero at first
+    w = jax.random.normal(jax.random.key(2), (3, 2))
+    np.testing.assert_allclose(policy_mean({**skipped, "skip": w}, obs), policy_mean(plain, obs) + SKIP_SCALE * obs @ w,
+                               rtol=1e-5, atol=1e-5)
+    g = jax.grad(lambda p: policy_mean(p, obs).sum())(skipped)["skip"]
+    np.testing.assert_allclose(g, SKIP_SCALE * np.tile(np.asarray(obs).sum(0)[:, None], (1, 2)), rtol=1e-5)
+    learner = make_learner("maml-rl", metabench.make("nav2d-hard"), **TINY, skip=True)
+    state = learner.init(jax.random.key(0))
+    state2, _ = learner.meta_train_step(state, learner.env.sample_tasks(jax.random.key(1), 2, "train"), jax.random.key(2))
+    assert float(jnp.abs(state2.params["skip"]).max()) > 0.0  # the outer step trains it
 
 
 # -- returns, baseline, advantages -------------------------------------------------------------
