@@ -10,7 +10,10 @@ Description
     velocity ``(x_after - x_before) / dt`` of the root body (``qpos[0]``), as gymnasium v5
     computes it for HalfCheetah (gymnasium's Ant-v5 differentiates the torso's ``xpos``,
     which MuJoCo leaves one substep behind ``qpos``; we use ``qpos`` for both; rllab
-    used the torso's centre-of-mass velocity).
+    used the torso's centre-of-mass velocity). rllab's ``half_cheetah.xml``, which Finn et al.
+    used, has ``timestep`` 0.01 and no ``frame_skip``: one action lasts 0.01 s there and 0.05 s
+    here, so a 200-step episode is 2 s there and 10 s here; per-step rewards have the same
+    units, but HalfCheetah returns are not directly comparable with the published ones.
 
 Spaces
     gymnasium's: HalfCheetah obs float64[17], action Box(-1, 1)^6; Ant obs float64[105]
