@@ -45,9 +45,6 @@ nav2d-easy      0.1       0.01           0.01           ``episodes``   0
 others          0.1       0.1            0.1            ``episodes``   0
 ==============  ========  =============  =============  =============  ================
 
-The PPO outer step's Adam step size ``meta_lr`` is ProMP's 1e-3 except on nav2d-hard (1e-2,
-measured: ``_FAMILY_DEFAULTS``).
-
 (point-nav: ``maml_trpo_point.py`` trains with a fast step size of 0.5;
 ``test_maml_point.py`` adapts by rllab's VPG with ``batch_size=4000`` -- 4,000 env steps
 per adaptation step, i.e. whole episodes until that many steps are collected, so an
@@ -127,13 +124,14 @@ from metabench.tasks import PRNGKey
 #: at step 500), on nav2d-easy they did not (test, 1,000 steps: -176.4 with displacements and
 #: log_std_init=-2 vs +95.0 with tanh); nav2d-easy's eval_inner_lr was chosen on the
 #: validation tasks (0.01 / 0.03 / 0.1: +125 / +91 / -66 after 3 steps; on nav2d-hard 0.1 is
-#: better, -360 vs -516 at 0.01). nav2d-hard's PPO meta step size: 1e-2 reached in 300 steps
-#: what 1e-3 did not in 2,000 (validation -215 vs -289 at step 300 and -234 at best; test
-#: after 3 steps -223.1 vs -238.0).
+#: better, -360 vs -516 at 0.01). The PPO meta step size stays ProMP's 1e-3 everywhere: on
+#: nav2d-hard 1e-2 learned faster (test -223.1 after 3 steps at 300 steps, against -238.0
+#: after 2,000 at 1e-3) but its 1,000-step run diverged (NaN loss at step 822), and on
+#: nav2d-easy it oscillated (validation -57 at step 300, -501 at 900).
 _FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
     "point-nav": {"inner_lr": 0.5, "eval_later_lr": 0.25, "eval_episodes": 200, "eval_batch_steps": 4000},
     "nav2d-easy": {"squash": "tanh", "eval_inner_lr": 0.01},
-    "nav2d-hard": {"squash": "displacement", "meta_lr": 1e-2},
+    "nav2d-hard": {"squash": "displacement"},
 }
 
 
@@ -179,8 +177,7 @@ class MamlRL(Learner):
             sampler does (``vector_budget``; ``eval_episodes`` must be a multiple of ``n``).
         outer: ``"trpo"`` (Finn et al.) or ``"ppo"`` (module docstring).
         max_kl, cg_iters: TRPO's trust region (mean KL of the adapted policies) and CG iterations.
-        meta_lr: Adam step size of the outer PPO step (``None``: 1e-3, ProMP's; nav2d-hard: 1e-2,
-            measured, ``_FAMILY_DEFAULTS``); outer_epochs: Adam steps per batch of samples;
+        meta_lr: Adam step size of the outer PPO step; outer_epochs: Adam steps per batch of samples;
             clip: PPO clip range (ProMP's MAML-PPO values).
         first_order: drop the second-order term (eq. 3.7).
         hidden: policy hidden sizes; log_std_init: initial log standard deviation.
@@ -217,7 +214,7 @@ class MamlRL(Learner):
         outer: str = "trpo"
         max_kl: float = 0.01
         cg_iters: int = 10
-        meta_lr: float | None = None
+        meta_lr: float = 1e-3
         outer_epochs: int = 5
         clip: float = 0.3
         first_order: bool = False
@@ -243,7 +240,6 @@ class MamlRL(Learner):
             eval_episodes=config.eval_episodes or fam.get("eval_episodes", config.episodes),
             horizon=config.horizon or int(env.max_steps),
             inner_lr=fam["inner_lr"] if config.inner_lr is None else config.inner_lr,
-            meta_lr=fam.get("meta_lr", 1e-3) if config.meta_lr is None else config.meta_lr,
             squash=fam.get("squash", "clip") if config.squash is None else config.squash,
             eval_batch_steps=fam.get("eval_batch_steps", 0) if config.eval_batch_steps is None else config.eval_batch_steps,
         )
@@ -318,9 +314,8 @@ class MamlRL(Learner):
         from metabench.baselines.maml import MAML
 
         default = MAML.Config()
-        kw: dict[str, Any] = {"meta_batch": config.meta_batch, "first_order": config.first_order}
-        if config.meta_lr != default.meta_lr:  # else MamlRL's per-env default
-            kw["meta_lr"] = config.meta_lr
+        kw: dict[str, Any] = {"meta_batch": config.meta_batch, "meta_lr": config.meta_lr,
+                              "first_order": config.first_order}
         for name in ("inner_lr", "inner_steps", "eval_steps", "eval_inner_lr"):  # None: MamlRL's per-env default
             if getattr(config, name) is not None:
                 kw[name] = getattr(config, name)
