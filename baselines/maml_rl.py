@@ -263,6 +263,10 @@ class MamlRL(Learner):
                               "simulated on the host: use eval_episodes")
         if not c.meta_lr > 0.0:
             raise ConfigError(f"maml-rl: meta_lr must be > 0, got {c.meta_lr}")
+        if c.eval_envs and not c.eval_batch_steps:
+            raise ConfigError(f"maml-rl: eval_envs={c.eval_envs} says how a step-budget batch is sampled, but "
+                              f"{env.spec.id} evaluates on a fixed episode count (eval_batch_steps=0): "
+                              "set eval_batch_steps too, or drop eval_envs")
         if c.eval_envs and c.eval_episodes % c.eval_envs:
             raise ConfigError(f"maml-rl: eval_episodes ({c.eval_episodes}) must be a multiple of eval_envs "
                               f"({c.eval_envs}): each env runs eval_episodes / eval_envs episodes")
@@ -326,7 +330,7 @@ class MamlRL(Learner):
     def eval_batch(self, traj: Trajectories) -> Trajectories:
         """The evaluation episodes one adaptation step keeps (``eval_batch_steps``, ``eval_envs``)."""
         c = self.config
-        if c.eval_batch_steps > 0 and c.eval_envs > 0:
+        if c.eval_envs > 0:  # only with eval_batch_steps > 0 (checked in __init__)
             return vector_budget(traj, c.eval_batch_steps, c.eval_envs)
         return step_budget(traj, c.eval_batch_steps)
 
@@ -607,8 +611,9 @@ def vector_budget(traj: Trajectories, budget: int, n_envs: int) -> Trajectories:
         raise ConfigError(f"vector_budget: {n_ep} episodes do not split over {n_envs} envs")
     lengths = mask.sum(-1)
     ends = jnp.cumsum(lengths.reshape(*lead, n_ep // n_envs, n_envs), axis=-2).reshape(*lead, n_ep)
-    sorted_ends = jnp.sort(ends, axis=-1)
-    done_steps = jnp.cumsum(jnp.take_along_axis(lengths, jnp.argsort(ends, axis=-1), -1), axis=-1)
+    order = jnp.argsort(ends, axis=-1)  # episodes by the step they end on
+    sorted_ends = jnp.take_along_axis(ends, order, -1)
+    done_steps = jnp.cumsum(jnp.take_along_axis(lengths, order, -1), axis=-1)
     reached = done_steps >= budget  # after the step that ends the i-th earliest episode
     first = jnp.take_along_axis(sorted_ends, jnp.argmax(reached, -1)[..., None], -1)[..., 0]
     t_star = jnp.where(reached.any(-1), first, jnp.inf)

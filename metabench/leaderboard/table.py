@@ -44,8 +44,9 @@ def _rl_settings(config: dict[str, Any]) -> dict[str, Any]:
     """``{"outer": ...}`` of a meta-trained MAML-RL record (TRPO and PPO rows must differ
     even when neither was overridden), plus ``squash`` where the policy did not clip its
     actions (``"tanh"``, ``"displacement"``) and ``eval_inner_lr`` where it differs from
-    ``inner_lr`` (per-env defaults, so not always overrides). Records from before the ``outer`` option trained with PPO, their
-    only outer step, and from before ``squash`` clipped. Others (and random-policy): ``{}``."""
+    ``inner_lr`` (per-env defaults, so not always overrides). Records from before the
+    ``outer`` option trained with PPO, their only outer step, and from before ``squash``
+    clipped. Others (and random-policy): ``{}``."""
     if config.get("meta_train") is False or "outer_epochs" not in config:
         return {}
     out = {"outer": config.get("outer", "ppo")}

@@ -310,13 +310,23 @@ def test_vector_budget_keeps_the_episodes_rllabs_vectorized_sampler_keeps(seed):
 
 
 def test_eval_envs_selects_the_vectorized_batch(point_nav):
-    learner = make_learner("maml-rl", point_nav, **{**TINY, "eval_episodes": 4}, eval_batch_steps=10, eval_envs=2)
+    learner = make_learner("maml-rl", point_nav, **{**TINY, "eval_episodes": 4}, eval_batch_steps=6, eval_envs=2)
+    # env 0 runs episodes 0 and 2 (2 steps each), env 1 episodes 1 and 3 (8 steps each); budget 6
+    mask = (np.arange(8) < np.array([2, 8, 2, 8])[:, None]).astype(np.float32)
+    z = np.zeros_like(mask)
+    traj = Trajectories(obs=np.zeros((4, 8, 2), np.float32), actions=z[..., None], rewards=-mask, dones=z > 0, mask=mask)
+    # lockstep: episodes 0 and 2 end at steps 2 and 4 (4 steps), episode 1 at step 8 (12 >= 6): 0, 1, 2 kept;
+    # one after another (step_budget) only 0 and 1 start before 6 steps are taken
+    np.testing.assert_array_equal(np.asarray(learner.eval_batch(traj).mask).sum(-1), [2, 8, 2, 0])
+    np.testing.assert_array_equal(np.asarray(step_budget(traj, 6).mask).sum(-1), [2, 8, 0, 0])
     task = jax.tree_util.tree_map(lambda x: x[0], point_nav.eval_tasks("test", 0, 1))
-    traj = learner.adaptation_trajectories(learner.init(jax.random.key(0)), task, jax.random.key(1))
-    # 8-step episodes in 2 envs: after step 8 both first episodes have ended (16 >= 10 steps); the second ones are dropped
-    np.testing.assert_array_equal(np.asarray(traj.mask).sum(-1), np.tile([8, 8, 0, 0], (4, 1)))
+    adapted = learner.adaptation_trajectories(learner.init(jax.random.key(0)), task, jax.random.key(1))
+    # 8-step episodes (the goal is not reached so soon): after step 8 both first ones have ended
+    np.testing.assert_array_equal(np.asarray(adapted.mask).sum(-1), np.tile([8, 8, 0, 0], (4, 1)))
     with pytest.raises(ConfigError, match="multiple of eval_envs"):
         make_learner("maml-rl", point_nav, **{**TINY, "eval_episodes": 5}, eval_batch_steps=10, eval_envs=2)
+    with pytest.raises(ConfigError, match="set eval_batch_steps too"):
+        make_learner("maml-rl", metabench.make("nav2d-hard"), **TINY, eval_envs=2)
 
 
 def test_eval_batches_follow_the_step_budget(point_nav):
