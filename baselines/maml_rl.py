@@ -30,8 +30,8 @@ dependence of the sampling distribution of ``D_i`` on ``theta``. The clipped sur
 (ProMP's "MAML-PPO", Rothfuss et al. 2019, whose ``clip = 0.3``, 5 epochs, Adam ``1e-3``
 are its defaults here) needs no conjugate gradient or line search.
 
-Defaults follow Finn et al. (section 5.3 and their rllab scripts): policy MLP 2 x 100 ReLU
-with a state-independent log-std (initial std 1) acting in ``[-1, 1]^A`` rescaled to the
+Defaults follow Finn et al. (section 5.3 and their rllab scripts), except on Nav2d (below):
+policy MLP 2 x 100 ReLU with a state-independent log-std (initial std 1) acting in ``[-1, 1]^A`` rescaled to the
 env's action box (rllab's ``normalize``), 1 inner step in training, 20 trajectories per
 task, discount 0.99, meta-batch 20 (JAX nav envs) / 40 (MuJoCo), evaluation after 0..3
 adaptation steps (their Fig. 5). Step sizes left at ``None`` are resolved per env from
@@ -41,7 +41,7 @@ their scripts (``learner.config`` records the resolved values):
 env             inner_lr  eval_inner_lr  eval_later_lr  eval_episodes  eval_batch_steps
 ==============  ========  =============  =============  =============  ================
 point-nav       0.5       0.5            0.25           200 (a cap)    4000
-nav2d-easy      0.1       0.01           0.01           ``episodes``   0
+Nav2d           0.01      0.003          0.003          ``episodes``   0
 others          0.1       0.1            0.1            ``episodes``   0
 ==============  ========  =============  =============  =============  ================
 
@@ -50,19 +50,28 @@ others          0.1       0.1            0.1            ``episodes``   0
 per adaptation step, i.e. whole episodes until that many steps are collected, so an
 episode that reaches the goal early makes room for more episodes -- the first step at 0.5
 and the later ones at 0.25 (its optimizer's ``init_learning_rate`` and ``learning_rate``),
-and reports the mean return over those episodes. nav2d-easy: chosen on the validation
-tasks, see ``_FAMILY_DEFAULTS``; no published setting exists.)
+and reports the mean return over those episodes. Nav2d: chosen on the validation tasks,
+see ``_FAMILY_DEFAULTS``; no published setting exists.)
+
+Nav2d (seed 002 defines it but ran no RL experiment on it, so nothing published to follow):
+a *linear* Gaussian policy (``hidden=()``) acting in displacements (``squash``, below), PPO
+outer step at Adam 0.03 and VPG step 0.01 (0.003 at evaluation; ``_FAMILY_DEFAULTS`` has the
+measurements). In
+displacement units the walk to the goal is linear in the observation, ``u = 12.75 (goal_n -
+agent_n)``, and must be precise to 0.01 near the goal; the 2 x 100 MLP did not get there in
+2,000 meta-steps (validation best -233.7 on nav2d-hard), the linear policy passes +300 within
+3,000 (3 min on 2 CPU cores; ``docs/results.md``).
 
 Action squashing (``squash``, left at ``None``: resolved per env). Finn et al.'s envs clip
 the Gaussian sample to the action box (``"clip"``). Nav2d, which seed 002 defines but ran no
 RL experiment on, uses what was measured best (``docs/results.md``): at the same budget (300
-PPO meta-steps, nav2d-easy) the clipped policy ends at -449.9 after 3 adaptation steps, the
-tanh-squashed one at -161.1 (with clipping, a step-length mean beyond the box makes every
-longer sample equally good, and the step-length std grew instead of shrinking), so
-nav2d-easy squashes with ``"tanh"``. nav2d-hard acts in ``"displacement"``s (the env's
-``displacement_to_action``: walking to a goal that moves from task to task is then linear in
-the observation, where the heading is an ``atan2`` of it): -248.3 after 3 steps at 1,000
-PPO meta-steps against tanh's -332.2.
+PPO meta-steps, nav2d-easy, MLP policy) the clipped policy ends at -449.9 after 3 adaptation
+steps, the tanh-squashed one at -161.1 (with clipping, a step-length mean beyond the box
+makes every longer sample equally good, and the step-length std grew instead of
+shrinking). Both Nav2d envs act in ``"displacement"``s (the env's ``displacement_to_action``:
+walking to the goal is then linear in the observation, where the heading is an ``atan2`` of
+it): with the MLP, -248.3 after 3 steps at 1,000 PPO meta-steps on nav2d-hard against tanh's
+-332.2; with the linear policy it is the only squash under which the optimum is linear.
 
 Evaluation batches. ``eval_batch_steps = 0``: every adaptation step samples
 ``eval_episodes`` episodes and the curve is their mean return. ``eval_batch_steps = B >
@@ -118,20 +127,23 @@ from metabench.tasks import PRNGKey
 
 
 #: Per-family settings (module docstring table); ``inner_lr`` for the rest: 0.1. point-nav:
-#: Finn et al.'s scripts. Nav2d (no published RL setting; measured, docs/results.md): tanh
-#: squashing beat clipping at the same budget on both envs; on nav2d-hard displacements beat
-#: tanh (validation after 3 steps at every checkpoint of 1,000 PPO steps, e.g. -274 vs -365
-#: at step 500), on nav2d-easy they did not (test, 1,000 steps: -176.4 with displacements and
-#: log_std_init=-2 vs +95.0 with tanh); nav2d-easy's eval_inner_lr was chosen on the
-#: validation tasks (0.01 / 0.03 / 0.1: +125 / +91 / -66 after 3 steps; on nav2d-hard 0.1 is
-#: better, -360 vs -516 at 0.01). The PPO meta step size stays ProMP's 1e-3 everywhere: on
-#: nav2d-hard 1e-2 learned faster (test -223.1 after 3 steps at 300 steps, against -238.0
-#: after 2,000 at 1e-3) but its 1,000-step run diverged (NaN loss at step 822), and on
-#: nav2d-easy it oscillated (validation -57 at step 300, -501 at 900).
+#: Finn et al.'s scripts. Nav2d (no published RL setting; docs/results.md): a linear
+#: Gaussian policy acting in displacements, VPG step 0.01, PPO at Adam 0.03, chosen on the
+#: validation tasks of nav2d-hard (best of 3,000 PPO steps, clean tree 0e8b2e1): linear
+#: policy at inner / meta step 0.1 / 0.01: -93.8; 0.1 / 0.03: -59.0 (adaptation made it
+#: worse: test +66.4 before, -85.2 after 3 steps); 0.01 / 0.03: +337.7; 0.01 / 0.1: +315.5;
+#: the 2 x 100 MLP's best in 2,000 steps at meta step 1e-3: -233.7, in 800 at 1e-2: -193.4.
+#: Evaluation step 0.003, on the validation tasks after 3 steps (best checkpoints of 10,000
+#: steps on nav2d-hard / 3,000 on nav2d-easy, trained at 0.01): 0.01 / 0.003 / 0.001 give
+#: +488 / +589 / +551 on hard (+452 before adaptation), 0.01 / 0.003 give +671 / +786 on easy
+#: (+496 before).
+#: Adam 1e-3 (ProMP's) stays the PPO step size elsewhere.
 _FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
     "point-nav": {"inner_lr": 0.5, "eval_later_lr": 0.25, "eval_episodes": 200, "eval_batch_steps": 4000},
-    "nav2d-easy": {"squash": "tanh", "eval_inner_lr": 0.01},
-    "nav2d-hard": {"squash": "displacement"},
+    "nav2d-easy": {"squash": "displacement", "hidden": (), "inner_lr": 0.01, "eval_inner_lr": 0.003, "meta_lr": 0.03,
+                   "outer": "ppo"},
+    "nav2d-hard": {"squash": "displacement", "hidden": (), "inner_lr": 0.01, "eval_inner_lr": 0.003, "meta_lr": 0.03,
+                   "outer": "ppo"},
 }
 
 
@@ -175,12 +187,15 @@ class MamlRL(Learner):
         eval_envs: with ``eval_batch_steps``: 0 samples the batch's episodes one after another
             (``step_budget``), ``n > 0`` in ``n`` envs stepped in lockstep as rllab's vectorized
             sampler does (``vector_budget``; ``eval_episodes`` must be a multiple of ``n``).
-        outer: ``"trpo"`` (Finn et al.) or ``"ppo"`` (module docstring).
+        outer: ``"trpo"`` (Finn et al.) or ``"ppo"`` (module docstring); ``None``: the env's default
+            (``"ppo"`` on Nav2d, ``"trpo"`` elsewhere).
         max_kl, cg_iters: TRPO's trust region (mean KL of the adapted policies) and CG iterations.
-        meta_lr: Adam step size of the outer PPO step; outer_epochs: Adam steps per batch of samples;
+        meta_lr: Adam step size of the outer PPO step (``None``: the env's default, 1e-3 but on
+            Nav2d); outer_epochs: Adam steps per batch of samples;
             clip: PPO clip range (ProMP's MAML-PPO values).
         first_order: drop the second-order term (eq. 3.7).
-        hidden: policy hidden sizes; log_std_init: initial log standard deviation.
+        hidden: policy hidden sizes (``None``: the env's default, Finn et al.'s ``(100, 100)`` but on
+            Nav2d; ``()`` is a linear policy); log_std_init: initial log standard deviation.
         tanh_mean: bound the policy mean by ``tanh`` before the noise is added (rllab's
             ``output_nonlinearity``; ``metabench.baselines._policy``).
         skip: add a linear path from the observation to the policy mean (zero at first;
@@ -211,14 +226,14 @@ class MamlRL(Learner):
         eval_later_lr: float | None = None
         eval_batch_steps: int | None = None
         eval_envs: int = 0
-        outer: str = "trpo"
+        outer: str | None = None
         max_kl: float = 0.01
         cg_iters: int = 10
-        meta_lr: float = 1e-3
+        meta_lr: float | None = None
         outer_epochs: int = 5
         clip: float = 0.3
         first_order: bool = False
-        hidden: tuple[int, ...] = (100, 100)
+        hidden: tuple[int, ...] | None = None
         log_std_init: float = 0.0
         tanh_mean: bool = False
         skip: bool = False
@@ -241,6 +256,9 @@ class MamlRL(Learner):
             horizon=config.horizon or int(env.max_steps),
             inner_lr=fam["inner_lr"] if config.inner_lr is None else config.inner_lr,
             squash=fam.get("squash", "clip") if config.squash is None else config.squash,
+            outer=fam.get("outer", "trpo") if config.outer is None else config.outer,
+            meta_lr=fam.get("meta_lr", 1e-3) if config.meta_lr is None else config.meta_lr,
+            hidden=tuple(fam.get("hidden", (100, 100)) if config.hidden is None else config.hidden),
             eval_batch_steps=fam.get("eval_batch_steps", 0) if config.eval_batch_steps is None else config.eval_batch_steps,
         )
         if c.eval_inner_lr is None:  # the family's only when no training step size was set by hand
@@ -313,13 +331,15 @@ class MamlRL(Learner):
 
         The shared names carry over where set; the supervised backbone options (``channels``,
         ``depth``, ``hidden`` left at its supervised default, ...) do not apply: the policy is
-        Finn et al.'s 2 x 100 MLP unless ``hidden`` was changed.
+        the env's (Finn et al.'s 2 x 100 MLP, linear on Nav2d) unless ``hidden`` was changed.
+        ``meta_lr`` at the supervised default (1e-3) also means the env's default.
         """
         from metabench.baselines.maml import MAML
 
         default = MAML.Config()
-        kw: dict[str, Any] = {"meta_batch": config.meta_batch, "meta_lr": config.meta_lr,
-                              "first_order": config.first_order}
+        kw: dict[str, Any] = {"meta_batch": config.meta_batch, "first_order": config.first_order}
+        if config.meta_lr != default.meta_lr:  # else MamlRL's per-env default
+            kw["meta_lr"] = config.meta_lr
         for name in ("inner_lr", "inner_steps", "eval_steps", "eval_inner_lr"):  # None: MamlRL's per-env default
             if getattr(config, name) is not None:
                 kw[name] = getattr(config, name)

@@ -41,15 +41,27 @@ def _fmt(record: dict[str, Any]) -> str:
 
 
 def _rl_settings(config: dict[str, Any]) -> dict[str, Any]:
-    """``{"outer": ...}`` of a meta-trained MAML-RL record (TRPO and PPO rows must differ
-    even when neither was overridden), plus ``squash`` where the policy did not clip its
-    actions (``"tanh"``, ``"displacement"``) and ``eval_inner_lr`` where it differs from
-    ``inner_lr`` (per-env defaults, so not always overrides). Records from before the
-    ``outer`` option trained with PPO, their only outer step, and from before ``squash``
-    clipped. Others (and random-policy): ``{}``."""
-    if config.get("meta_train") is False or "outer_epochs" not in config:
+    """The MAML-RL settings that per-env defaults decide (so not always overrides) and rows
+    must not hide. Every RL record with a policy: ``hidden`` where the policy is not Finn et
+    al.'s 2 x 100 MLP (``hidden=()``: linear) and ``inner_lr`` where it is not 0.1 (the
+    adaptation step, which random-policy rows share). Meta-trained ones also: ``outer`` (TRPO
+    and PPO rows must differ even when neither was overridden), PPO's ``meta_lr`` where it is
+    not 1e-3, ``squash`` where the policy did not clip its actions (``"tanh"``,
+    ``"displacement"``) and ``eval_inner_lr`` where it differs from ``inner_lr``. Records
+    from before the ``outer`` option trained with PPO, their only outer step, and from
+    before ``squash`` clipped. Others: ``{}``."""
+    if "outer_epochs" not in config:
         return {}
-    out = {"outer": config.get("outer", "ppo")}
+    out: dict[str, Any] = {}
+    if "hidden" in config and list(config["hidden"]) != [100, 100]:
+        out["hidden"] = str(tuple(config["hidden"]))
+    if config.get("inner_lr", 0.1) != 0.1:
+        out["inner_lr"] = config["inner_lr"]
+    if config.get("meta_train") is False:
+        return out
+    out["outer"] = config.get("outer", "ppo")
+    if out["outer"] == "ppo" and config.get("meta_lr", 1e-3) != 1e-3:
+        out["meta_lr"] = config["meta_lr"]
     if config.get("squash", "clip") != "clip":
         out["squash"] = config["squash"]
     if config.get("eval_inner_lr", config.get("inner_lr")) != config.get("inner_lr"):

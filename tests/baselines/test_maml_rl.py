@@ -47,6 +47,17 @@ def test_sample_action_has_the_policy_mean_and_std():
     np.testing.assert_allclose(acts.std(0), [0.5, 0.5], atol=0.02)
 
 
+def test_hidden_empty_is_a_linear_policy():
+    """``hidden=()`` (Nav2d's default): one Glorot layer, ``mean = obs @ w + b``, nothing else."""
+    p = init_policy(jax.random.key(0), 5, 2, (), log_std=-1.0)
+    (w, b), = p["layers"]
+    assert w.shape == (5, 2) and b.shape == (2,) and set(p) == {"layers", "log_std"}
+    obs = jax.random.normal(jax.random.key(1), (7, 5))
+    b = b + jnp.array([0.5, -0.25])  # a nonzero bias must show too
+    p = {**p, "layers": ((w, b),)}
+    np.testing.assert_allclose(policy_mean(p, obs), obs @ w + b, rtol=1e-6, atol=1e-6)
+
+
 def test_tanh_mean_bounds_the_mean_and_keeps_the_gaussian_around_it():
     plain = init_policy(jax.random.key(0), 3, 2, (5,), log_std=-0.5)
     bounded = init_policy(jax.random.key(0), 3, 2, (5,), log_std=-0.5, tanh_mean=True)
@@ -146,17 +157,22 @@ def test_maml_id_on_an_rl_env_is_maml_rl_with_finns_settings(point_nav):
     assert (c.inner_lr, c.inner_steps, c.eval_steps, c.meta_batch, c.episodes) == (0.5, 1, 3, 20, 20)
     assert (c.eval_inner_lr, c.eval_later_lr, c.eval_episodes, c.eval_batch_steps) == (0.5, 0.25, 200, 4000)
     assert tuple(c.hidden) == (100, 100) and c.horizon == point_nav.max_steps and c.normalize_actions
-    other = make_learner("maml", metabench.make("nav2d-easy")).config
-    assert (other.inner_lr, other.eval_inner_lr, other.eval_later_lr, other.eval_episodes) == (0.1, 0.01, 0.01, 20)
-    hard = make_learner("maml", metabench.make("nav2d-hard")).config
-    assert (hard.inner_lr, hard.eval_inner_lr, hard.eval_later_lr) == (0.1, 0.1, 0.1)
+    assert (c.outer, c.meta_lr) == ("trpo", 1e-3)
+    # Nav2d: what was measured best (module docstring): a linear policy in displacements, PPO at 0.03
+    for nav_id in ("nav2d-easy", "nav2d-hard"):
+        nav = make_learner("maml", metabench.make(nav_id)).config
+        assert (nav.inner_lr, nav.eval_inner_lr, nav.eval_later_lr, nav.eval_episodes) == (0.01, 0.003, 0.003, 20)
+        assert (nav.hidden, nav.squash, nav.outer, nav.meta_lr, nav.eval_batch_steps) == ((), "displacement", "ppo",
+                                                                                         0.03, 0)
+        assert make_learner("random-policy", metabench.make(nav_id)).config.hidden == ()  # the same policy class
     own = make_learner("maml-rl", metabench.make("nav2d-easy"), inner_lr=0.2).config  # a hand-set rate wins
     assert (own.eval_inner_lr, own.eval_later_lr) == (0.2, 0.2)
-    assert other.eval_batch_steps == 0
-    # action squashing: clipping as Finn et al. on point-nav; on Nav2d what was measured best
-    # (module docstring): tanh on nav2d-easy, displacements on nav2d-hard
-    assert c.squash == "clip" and other.squash == "tanh"
-    assert make_learner("maml", metabench.make("nav2d-hard")).config.squash == "displacement"
+    mine = make_learner("maml-rl", metabench.make("nav2d-hard"), hidden=(8,), meta_lr=0.5, outer="trpo").config
+    assert (mine.hidden, mine.meta_lr, mine.outer) == ((8,), 0.5, "trpo")
+    via_maml = make_learner("maml", metabench.make("nav2d-hard"), meta_lr=0.2, hidden=(8,)).config
+    assert (via_maml.meta_lr, via_maml.hidden) == (0.2, (8,))
+    # action squashing: clipping as Finn et al. on point-nav
+    assert c.squash == "clip"
     assert make_learner("maml-rl", metabench.make("nav2d-hard"), squash="clip").config.squash == "clip"
     with pytest.raises(ConfigError, match="meta_lr must be > 0"):
         make_learner("maml-rl", point_nav, meta_lr=0.0)

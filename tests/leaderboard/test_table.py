@@ -86,3 +86,25 @@ def test_rows_name_a_squashed_rl_policy(records: Any, variant: Any) -> None:
     assert key_config(r).endswith("outer=ppo, eval_inner_lr=0.01")
     r["learner"]["config"]["eval_inner_lr"] = 0.1
     assert "eval_inner_lr" not in key_config(r)
+
+
+def test_rows_name_the_rl_policy_and_step_sizes_that_env_defaults_chose(records: Any, variant: Any) -> None:
+    """Nav2d's defaults (a linear policy, inner step 0.01, PPO at 0.03) are not overrides but show in the row;
+    random-policy rows show the policy and the adaptation step they share, not the meta-training settings."""
+    from metabench.leaderboard.table import key_config
+
+    r = variant(records["classification"], learner="cent-a")
+    config = {"outer": "ppo", "outer_epochs": 5, "hidden": [], "inner_lr": 0.01, "eval_inner_lr": 0.01,
+              "meta_lr": 0.03, "squash": "displacement"}
+    r["learner"] = {**r["learner"], "config": config, "overrides": {}}
+    assert key_config(r) == (f"meta_batch={r['run']['meta_batch']}, hidden=(), inner_lr=0.01, outer=ppo, "
+                             "meta_lr=0.03, squash=displacement")
+    r["learner"]["overrides"] = {"hidden": "()"}  # the user's own spelling wins, shown once
+    assert key_config(r).count("hidden=") == 1
+    r["learner"] = {**r["learner"], "config": {**config, "meta_train": False}, "overrides": {}}
+    assert key_config(r) == f"meta_batch={r['run']['meta_batch']}, hidden=(), inner_lr=0.01"
+    finn = {"outer": "trpo", "outer_epochs": 5, "hidden": [100, 100], "inner_lr": 0.1, "meta_lr": 0.03}
+    r["learner"] = {**r["learner"], "config": finn, "overrides": {}}  # TRPO ignores meta_lr; Finn's MLP
+    assert key_config(r) == f"meta_batch={r['run']['meta_batch']}, outer=trpo"
+    r["learner"]["config"] = {**finn, "hidden": [64]}
+    assert "hidden=(64,)" in key_config(r)
