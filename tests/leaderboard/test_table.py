@@ -83,7 +83,7 @@ def test_rows_name_a_squashed_rl_policy(records: Any, variant: Any) -> None:
     r["learner"]["config"] = {"outer_epochs": 5}  # before the option existed: clipped
     assert "squash" not in key_config(r)
     r["learner"]["config"] = {"outer_epochs": 5, "inner_lr": 0.1, "eval_inner_lr": 0.01}  # nav2d-easy's default
-    assert key_config(r).endswith("outer=ppo, eval_inner_lr=0.01")
+    assert key_config(r).endswith("eval_inner_lr=0.01, outer=ppo")
     r["learner"]["config"]["eval_inner_lr"] = 0.1
     assert "eval_inner_lr" not in key_config(r)
 
@@ -103,6 +103,8 @@ def test_rows_name_the_rl_policy_and_step_sizes_that_env_defaults_chose(records:
     assert key_config(r).count("hidden=") == 1
     r["learner"] = {**r["learner"], "config": {**config, "meta_train": False}, "overrides": {}}
     assert key_config(r) == f"meta_batch={r['run']['meta_batch']}, hidden=(), inner_lr=0.01"
+    r["learner"]["config"]["eval_inner_lr"] = 0.003  # Nav2d's evaluation step: random-policy adapts with it too
+    assert key_config(r).endswith("inner_lr=0.01, eval_inner_lr=0.003")
     finn = {"outer": "trpo", "outer_epochs": 5, "hidden": [100, 100], "inner_lr": 0.1, "meta_lr": 0.03}
     r["learner"] = {**r["learner"], "config": finn, "overrides": {}}  # TRPO ignores meta_lr; Finn's MLP
     assert key_config(r) == f"meta_batch={r['run']['meta_batch']}, outer=trpo"
