@@ -110,3 +110,14 @@ def test_rows_name_the_rl_policy_and_step_sizes_that_env_defaults_chose(records:
     assert key_config(r) == f"meta_batch={r['run']['meta_batch']}, outer=trpo"
     r["learner"]["config"] = {**finn, "hidden": [64]}
     assert "hidden=(64,)" in key_config(r)
+
+
+def test_line_plots_draw_the_best_runs_and_every_learners_best() -> None:
+    """With many runs the line plots keep the first MAX_LINES (table order) and each other learner's first."""
+    from metabench.leaderboard.plots import MAX_LINES, shown_runs
+
+    ids = ["maml"] * (MAX_LINES + 3) + ["random-policy", "maml", "random-policy", "protonet"]
+    records = [{"learner": {"id": i}} for i in ids]
+    assert shown_runs(records) == [*range(MAX_LINES), MAX_LINES + 3, len(ids) - 1]
+    assert shown_runs(records[:2]) == [0, 1]
+    assert shown_runs([]) == []
