@@ -14,6 +14,11 @@ Description
     used, has ``timestep`` 0.01 and no ``frame_skip``: one action lasts 0.01 s there and 0.05 s
     here, so a 200-step episode is 2 s there and 10 s here; per-step rewards have the same
     units, but HalfCheetah returns are not directly comparable with the published ones.
+    rllab's ``ant.xml`` has ``timestep`` 0.02 with the RK4 integrator and no ``frame_skip``
+    (0.02 s per action, 200 steps = 4 s; v5: 0.05 s, Euler), and motors of gear 1 with
+    ``ctrlrange`` +-150 where v5 has gear 150 and +-1 (the same torques, and rllab's control
+    cost divides the action by that range, so the cost terms agree); ant-dir's reward terms
+    match, its episode lengths in simulated time do not.
 
 Spaces
     gymnasium's: HalfCheetah obs float64[17], action Box(-1, 1)^6; Ant obs float64[105]
@@ -25,7 +30,8 @@ Rewards (per step; horizon ``max_steps = 200``)
     halfcheetah-dir: ``r = d v - 0.05 ||a||^2``; never terminates.
     ant-dir: ``r = d v - 0.005 ||a||^2 - 0.0005 ||clip(cfrc_ext, -1, 1)||^2 + 0.05 [healthy]``,
     terminated when unhealthy (torso z outside [0.2, 1.0] or a non-finite state) - MAML's
-    ``AntEnvRandDirec`` (rllab) terms, so returns are comparable with the published ones.
+    ``AntEnvRandDirec`` (rllab) terms, so per-step rewards are comparable with the published
+    ones (returns: see the time step above).
     Set ``contact_cost_weight=0, healthy_reward=0`` for the bare ``d v - ctrl`` form.
 
 Task distribution and splits
