@@ -31,10 +31,10 @@ dependence of the sampling distribution of ``D_i`` on ``theta``. The clipped sur
 are its defaults here) needs no conjugate gradient or line search.
 
 Defaults follow Finn et al. (section 5.3 and their rllab scripts), except on Nav2d (below):
-policy MLP 2 x 100 ReLU with a state-independent log-std (initial std 1) acting in ``[-1, 1]^A`` rescaled to the
-env's action box (rllab's ``normalize``), 1 inner step in training, 20 trajectories per
-task, discount 0.99, meta-batch 20 (JAX nav envs) / 40 (MuJoCo), evaluation after 0..3
-adaptation steps (their Fig. 5). Step sizes left at ``None`` are resolved per env from
+policy MLP 2 x 100 ReLU with a state-independent log-std (initial std 1) acting in
+``[-1, 1]^A`` rescaled to the env's action box (rllab's ``normalize``), 1 inner step in
+training, 20 trajectories per task, discount 0.99, meta-batch 20 (JAX nav envs) / 40
+(MuJoCo), evaluation after 0..3 adaptation steps (their Fig. 5). Step sizes left at ``None`` are resolved per env from
 their scripts (``learner.config`` records the resolved values):
 
 ==============  ========  =============  =============  =============  ================
@@ -56,11 +56,10 @@ see ``_FAMILY_DEFAULTS``; no published setting exists.)
 Nav2d (seed 002 defines it but ran no RL experiment on it, so nothing published to follow):
 a *linear* Gaussian policy (``hidden=()``) acting in displacements (``squash``, below), PPO
 outer step at Adam 0.03 and VPG step 0.01 (0.003 at evaluation; ``_FAMILY_DEFAULTS`` has the
-measurements). In
-displacement units the walk to the goal is linear in the observation, ``u = 12.75 (goal_n -
-agent_n)``, and must be precise to 0.01 near the goal; the 2 x 100 MLP did not get there in
-2,000 meta-steps (validation best -233.7 on nav2d-hard), the linear policy passes +300 within
-3,000 (3 min on 2 CPU cores; ``docs/results.md``).
+measurements). In displacement units the walk to the goal is linear in the observation,
+``u = 12.75 (goal_n - agent_n)``, and must be precise to 0.01 near the goal; the 2 x 100 MLP
+did not get there in 2,000 meta-steps (validation best -233.7 on nav2d-hard), the linear
+policy passes +300 within 3,000 (3 min on 2 CPU cores; ``docs/results.md``).
 
 Action squashing (``squash``, left at ``None``: resolved per env). Finn et al.'s envs clip
 the Gaussian sample to the action box (``"clip"``). Nav2d, which seed 002 defines but ran no

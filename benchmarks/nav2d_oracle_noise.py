@@ -23,7 +23,8 @@ import metabench
 from metabench.rollout import episode_returns, rollout_tasks
 
 
-def oracle_table(env_id: str, log_stds: list[float], episodes: int, seed: int = 0) -> list[tuple[float, float, float, float]]:
+def oracle_table(env_id: str, log_stds: list[float], episodes: int,
+                 seed: int = 0) -> list[tuple[float, float, float, float]]:
     """Rows ``(log_std, solved share, goal-reached share, mean return)`` over the test tasks."""
     env = metabench.make(env_id)
     tasks = env.eval_tasks("test")
