@@ -34,8 +34,8 @@ Defaults follow Finn et al. (section 5.3 and their rllab scripts), except on Nav
 policy MLP 2 x 100 ReLU with a state-independent log-std (initial std 1) acting in
 ``[-1, 1]^A`` rescaled to the env's action box (rllab's ``normalize``), 1 inner step in
 training, 20 trajectories per task, discount 0.99, meta-batch 20 (JAX nav envs) / 40
-(MuJoCo), evaluation after 0..3 adaptation steps (their Fig. 5). Step sizes left at ``None`` are resolved per env from
-their scripts (``learner.config`` records the resolved values):
+(MuJoCo), evaluation after 0..3 adaptation steps (their Fig. 5). Step sizes left at
+``None`` are resolved per env from their scripts (``learner.config`` records the resolved values):
 
 ==============  ========  =============  =============  =============  ================
 env             inner_lr  eval_inner_lr  eval_later_lr  eval_episodes  eval_batch_steps
@@ -137,12 +137,13 @@ from metabench.tasks import PRNGKey
 #: +488 / +589 / +551 on hard (+452 before adaptation), 0.01 / 0.003 give +671 / +786 on easy
 #: (+496 before).
 #: Adam 1e-3 (ProMP's) stays the PPO step size elsewhere.
+_NAV2D_DEFAULTS: dict[str, Any] = {
+    "squash": "displacement", "hidden": (), "inner_lr": 0.01, "eval_inner_lr": 0.003, "meta_lr": 0.03, "outer": "ppo",
+}
 _FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
     "point-nav": {"inner_lr": 0.5, "eval_later_lr": 0.25, "eval_episodes": 200, "eval_batch_steps": 4000},
-    "nav2d-easy": {"squash": "displacement", "hidden": (), "inner_lr": 0.01, "eval_inner_lr": 0.003, "meta_lr": 0.03,
-                   "outer": "ppo"},
-    "nav2d-hard": {"squash": "displacement", "hidden": (), "inner_lr": 0.01, "eval_inner_lr": 0.003, "meta_lr": 0.03,
-                   "outer": "ppo"},
+    "nav2d-easy": _NAV2D_DEFAULTS,
+    "nav2d-hard": _NAV2D_DEFAULTS,
 }
 
 
@@ -159,6 +160,11 @@ def _gauss_kl(mu0: jax.Array, log_std0: jax.Array, mu1: jax.Array, log_std1: jax
 
 def _family_defaults(env: Any) -> dict[str, Any]:
     return {"inner_lr": 0.1, **_FAMILY_DEFAULTS.get(env.spec.name, {})}
+
+
+def _as_sizes(hidden: Any) -> tuple[Any, ...]:
+    """``hidden`` as a tuple (a JSON list or a CLI tuple); a single size ``n`` is ``(n,)``."""
+    return tuple(hidden) if isinstance(hidden, (tuple, list)) else (hidden,)
 
 
 def _tree_index(tree: Any, i: int) -> Any:
@@ -257,7 +263,7 @@ class MamlRL(Learner):
             squash=fam.get("squash", "clip") if config.squash is None else config.squash,
             outer=fam.get("outer", "trpo") if config.outer is None else config.outer,
             meta_lr=fam.get("meta_lr", 1e-3) if config.meta_lr is None else config.meta_lr,
-            hidden=tuple(fam.get("hidden", (100, 100)) if config.hidden is None else config.hidden),
+            hidden=_as_sizes(fam.get("hidden", (100, 100)) if config.hidden is None else config.hidden),
             eval_batch_steps=fam.get("eval_batch_steps", 0) if config.eval_batch_steps is None else config.eval_batch_steps,
         )
         if c.eval_inner_lr is None:  # the family's only when no training step size was set by hand
@@ -280,6 +286,9 @@ class MamlRL(Learner):
                               "simulated on the host: use eval_episodes")
         if not c.meta_lr > 0.0:
             raise ConfigError(f"maml-rl: meta_lr must be > 0, got {c.meta_lr}")
+        if not all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in c.hidden):
+            raise ConfigError(f"maml-rl: hidden must be a tuple of positive layer sizes (() for a linear "
+                              f"policy), got {config.hidden!r}")
         if c.eval_envs and not c.eval_batch_steps:
             raise ConfigError(f"maml-rl: eval_envs={c.eval_envs} says how a step-budget batch is sampled, but "
                               f"{env.spec.id} evaluates on a fixed episode count (eval_batch_steps=0): "

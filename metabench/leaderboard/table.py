@@ -43,11 +43,11 @@ def _fmt(record: dict[str, Any]) -> str:
 def _rl_settings(config: dict[str, Any]) -> dict[str, Any]:
     """The MAML-RL settings that per-env defaults decide (so not always overrides) and rows
     must not hide. Every RL record with a policy: ``hidden`` where the policy is not Finn et
-    al.'s 2 x 100 MLP (``hidden=()``: linear), ``inner_lr`` where it is not 0.1 and
-    ``eval_inner_lr`` where it differs from ``inner_lr`` (the adaptation steps, which
-    random-policy rows share). Meta-trained ones also: ``outer`` (TRPO and PPO rows must
-    differ even when neither was overridden), PPO's ``meta_lr`` where it is not 1e-3 and
-    ``squash`` where the policy did not clip its actions (``"tanh"``, ``"displacement"``). Records
+    al.'s 2 x 100 MLP (``hidden=()``: linear), ``inner_lr`` where it is not 0.1,
+    ``eval_inner_lr`` where it differs from ``inner_lr`` (the adaptation steps) and
+    ``squash`` where the policy did not clip its actions (``"tanh"``, ``"displacement"``): all
+    of which random-policy rows share. Meta-trained ones also: ``outer`` (TRPO and PPO rows
+    must differ even when neither was overridden) and PPO's ``meta_lr`` where it is not 1e-3. Records
     from before the ``outer`` option trained with PPO, their only outer step, and from
     before ``squash`` clipped. Others: ``{}``."""
     if "outer_epochs" not in config:
@@ -59,13 +59,13 @@ def _rl_settings(config: dict[str, Any]) -> dict[str, Any]:
         out["inner_lr"] = config["inner_lr"]
     if config.get("eval_inner_lr", config.get("inner_lr")) != config.get("inner_lr"):
         out["eval_inner_lr"] = config["eval_inner_lr"]
+    if config.get("squash", "clip") != "clip":
+        out["squash"] = config["squash"]
     if config.get("meta_train") is False:
         return out
     out["outer"] = config.get("outer", "ppo")
     if out["outer"] == "ppo" and config.get("meta_lr", 1e-3) != 1e-3:
         out["meta_lr"] = config["meta_lr"]
-    if config.get("squash", "clip") != "clip":
-        out["squash"] = config["squash"]
     return out
 
 

@@ -169,6 +169,10 @@ def test_maml_id_on_an_rl_env_is_maml_rl_with_finns_settings(point_nav):
     assert (own.eval_inner_lr, own.eval_later_lr) == (0.2, 0.2)
     mine = make_learner("maml-rl", metabench.make("nav2d-hard"), hidden=(8,), meta_lr=0.5, outer="trpo").config
     assert (mine.hidden, mine.meta_lr, mine.outer) == ((8,), 0.5, "trpo")
+    for bad in ((-1,), (0, 8), (8.5,), (True,)):
+        with pytest.raises(ConfigError, match="hidden must be a tuple of positive layer sizes"):
+            make_learner("maml-rl", metabench.make("nav2d-hard"), hidden=bad)
+    assert make_learner("maml-rl", metabench.make("nav2d-hard"), hidden=8).config.hidden == (8,)  # one layer
     via_maml = make_learner("maml", metabench.make("nav2d-hard"), meta_lr=0.2, hidden=(8,)).config
     assert (via_maml.meta_lr, via_maml.hidden) == (0.2, (8,))
     # action squashing: clipping as Finn et al. on point-nav

@@ -75,7 +75,7 @@ def test_rows_name_a_squashed_rl_policy(records: Any, variant: Any) -> None:
 
     r = variant(records["classification"], learner="cent-a")
     r["learner"] = {**r["learner"], "config": {"outer": "ppo", "outer_epochs": 5, "squash": "tanh"}, "overrides": {}}
-    assert key_config(r) == f"meta_batch={r['run']['meta_batch']}, outer=ppo, squash=tanh"
+    assert key_config(r) == f"meta_batch={r['run']['meta_batch']}, squash=tanh, outer=ppo"
     r["learner"]["overrides"] = {"squash": "tanh"}
     assert key_config(r).count("squash=") == 1
     r["learner"] = {**r["learner"], "config": {"outer": "ppo", "outer_epochs": 5, "squash": "clip"}, "overrides": {}}
@@ -83,7 +83,7 @@ def test_rows_name_a_squashed_rl_policy(records: Any, variant: Any) -> None:
     r["learner"]["config"] = {"outer_epochs": 5}  # before the option existed: clipped
     assert "squash" not in key_config(r)
     r["learner"]["config"] = {"outer_epochs": 5, "inner_lr": 0.1, "eval_inner_lr": 0.01}  # nav2d-easy's default
-    assert key_config(r).endswith("eval_inner_lr=0.01, outer=ppo")
+    assert key_config(r).endswith("eval_inner_lr=0.01, outer=ppo")  # clipped: no squash
     r["learner"]["config"]["eval_inner_lr"] = 0.1
     assert "eval_inner_lr" not in key_config(r)
 
@@ -97,14 +97,14 @@ def test_rows_name_the_rl_policy_and_step_sizes_that_env_defaults_chose(records:
     config = {"outer": "ppo", "outer_epochs": 5, "hidden": [], "inner_lr": 0.01, "eval_inner_lr": 0.01,
               "meta_lr": 0.03, "squash": "displacement"}
     r["learner"] = {**r["learner"], "config": config, "overrides": {}}
-    assert key_config(r) == (f"meta_batch={r['run']['meta_batch']}, hidden=(), inner_lr=0.01, outer=ppo, "
-                             "meta_lr=0.03, squash=displacement")
+    assert key_config(r) == (f"meta_batch={r['run']['meta_batch']}, hidden=(), inner_lr=0.01, squash=displacement, "
+                             "outer=ppo, meta_lr=0.03")
     r["learner"]["overrides"] = {"hidden": "()"}  # the user's own spelling wins, shown once
     assert key_config(r).count("hidden=") == 1
     r["learner"] = {**r["learner"], "config": {**config, "meta_train": False}, "overrides": {}}
-    assert key_config(r) == f"meta_batch={r['run']['meta_batch']}, hidden=(), inner_lr=0.01"
+    assert key_config(r) == f"meta_batch={r['run']['meta_batch']}, hidden=(), inner_lr=0.01, squash=displacement"
     r["learner"]["config"]["eval_inner_lr"] = 0.003  # Nav2d's evaluation step: random-policy adapts with it too
-    assert key_config(r).endswith("inner_lr=0.01, eval_inner_lr=0.003")
+    assert key_config(r).endswith("inner_lr=0.01, eval_inner_lr=0.003, squash=displacement")
     finn = {"outer": "trpo", "outer_epochs": 5, "hidden": [100, 100], "inner_lr": 0.1, "meta_lr": 0.03}
     r["learner"] = {**r["learner"], "config": finn, "overrides": {}}  # TRPO ignores meta_lr; Finn's MLP
     assert key_config(r) == f"meta_batch={r['run']['meta_batch']}, outer=trpo"
