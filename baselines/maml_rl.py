@@ -207,6 +207,11 @@ class MamlRL(Learner):
             ``metabench.baselines._policy``).
         episodes: trajectories per task and adaptation step (training); eval_episodes: at
             evaluation (0: ``episodes``); horizon: steps per trajectory (0: ``env.max_steps``).
+        train_episode_cap: 0 samples ``episodes`` trajectories per task in training; ``n > 0``
+            samples the batch as Finn et al.'s ``BatchMAMLPolopt`` does (one env per task, all
+            stepped in lockstep until the ended episodes hold ``episodes * horizon *
+            meta_batch`` steps; ``lockstep_budget``), with at most ``n`` episodes per task
+            (``>= episodes``). JAX envs only.
         discount: gamma of the returns the baseline and advantages use.
         meta_train: False keeps the initialisation (the ``random-policy`` reference).
         normalize_actions: the policy acts in ``[-1, 1]^A``, rescaled to the env's action box
@@ -243,6 +248,7 @@ class MamlRL(Learner):
         tanh_mean: bool = False
         skip: bool = False
         episodes: int = 20
+        train_episode_cap: int = 0
         eval_episodes: int = 0
         horizon: int = 0
         discount: float = 0.99
@@ -278,12 +284,18 @@ class MamlRL(Learner):
                 raise ConfigError(f"maml-rl: {name} must be >= 0, got {getattr(c, name)}")
         for name, low in (("meta_batch", 1), ("inner_steps", 1), ("eval_steps", 0), ("outer_epochs", 1),
                           ("episodes", 1), ("eval_episodes", 1), ("horizon", 1), ("eval_batch_steps", 0),
-                          ("eval_envs", 0)):
+                          ("eval_envs", 0), ("train_episode_cap", 0)):
             if getattr(c, name) < low:
                 raise ConfigError(f"maml-rl: {name} must be >= {low}, got {getattr(c, name)}")
         if c.eval_batch_steps > 0 and host:
             raise ConfigError(f"maml-rl: eval_batch_steps (rllab step budgets) needs a JAX env; {env.spec.id} is "
                               "simulated on the host: use eval_episodes")
+        if c.train_episode_cap and host:
+            raise ConfigError(f"maml-rl: train_episode_cap (lockstep training batches) needs a JAX env; {env.spec.id} "
+                              "is simulated on the host: use episodes")
+        if c.train_episode_cap and c.train_episode_cap < c.episodes:
+            raise ConfigError(f"maml-rl: train_episode_cap ({c.train_episode_cap}) must be >= episodes ({c.episodes}): "
+                              "it caps the episodes a task may contribute to a budget of episodes * horizon steps")
         if not c.meta_lr > 0.0:
             raise ConfigError(f"maml-rl: meta_lr must be > 0, got {c.meta_lr}")
         if not all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in c.hidden):
@@ -512,11 +524,40 @@ class MamlRL(Learner):
         if self.host:
             return self._host_train_step(state, tasks, key)
         n = jax.tree_util.tree_leaves(tasks)[0].shape[0]
-        pre, post, adapted = jax.vmap(self._collect_one, (None, 0, 0))(state.params, tasks, jax.random.split(key, n))
+        if self.config.train_episode_cap:
+            pre, post, adapted = self._collect_lockstep(state.params, tasks, key)
+        else:
+            pre, post, adapted = jax.vmap(self._collect_one, (None, 0, 0))(state.params, tasks, jax.random.split(key, n))
         old_logp, adv = jax.vmap(self._post_stats_one)(adapted, post)
         new, loss = self._outer_update(state, pre, post, old_logp, adv)
-        ret_pre = episode_returns(_tree_index_axis1(pre, 0)).mean()
-        return new, {"loss": loss, "return_pre": ret_pre, "return_post": episode_returns(post).mean()}
+        ret_pre = mean_episode_return(_tree_index_axis1(pre, 0)).mean()
+        return new, {"loss": loss, "return_pre": ret_pre, "return_post": mean_episode_return(post).mean()}
+
+    def _collect_lockstep(self, params: Any, tasks: Any, key: PRNGKey) -> tuple[Trajectories, Trajectories, Any]:
+        """``_collect_one`` for all tasks at once, each batch cut by ``lockstep_budget`` (``train_episode_cap``).
+
+        Task ``i`` samples from ``split(key, N)[i]`` as in ``_collect_one``; the budget is
+        pooled over the tasks, so it needs them all before the inner step.
+        """
+        c = self.config
+        n = jax.tree_util.tree_leaves(tasks)[0].shape[0]
+        keys = jax.random.split(key, n)
+        budget = c.episodes * c.horizon * n
+        params = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (n, *x.shape)), params)
+
+        def sample(p: Any, k: int) -> Trajectories:
+            run = lambda pp, t, kk: rollout(self.env, sample_action, pp, t, jax.random.fold_in(kk, k),  # noqa: E731
+                                            c.train_episode_cap, c.horizon, self.action_map)
+            return lockstep_budget(jax.vmap(run)(p, tasks, keys), budget)
+
+        pres = []
+        for k in range(c.inner_steps):
+            traj = sample(params, k)
+            pres.append(traj)
+            params = jax.vmap(self._inner_step_fo, (0, 0, None))(params, traj, c.inner_lr)
+        post = sample(params, c.inner_steps)
+        pre = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs, axis=1), *pres)  # [N, K, E, T]
+        return pre, post, params
 
     def _host_train_step(self, state: MamlState, tasks: Any, key: PRNGKey) -> tuple[MamlState, dict]:
         c = self.config
@@ -648,6 +689,23 @@ def vector_budget(traj: Trajectories, budget: int, n_envs: int) -> Trajectories:
     return traj._replace(mask=mask * (ends <= t_star[..., None]).astype(jnp.float32)[..., None])
 
 
+def lockstep_budget(traj: Trajectories, budget: int) -> Trajectories:
+    """The episodes of ``traj [N, E, T]`` that Finn et al.'s MAML training sampler keeps for ``budget`` steps.
+
+    ``BatchMAMLPolopt`` runs one env per task (``n_envs = meta_batch_size``) through
+    ``VectorizedSampler``: task ``i``'s episodes run one after another in env ``i``, all envs
+    step in lockstep, and sampling stops once the ended episodes of *all* tasks hold
+    ``budget = batch_size * max_path_length * meta_batch_size`` steps; episodes still running
+    then are dropped (mask 0). A task whose episodes end early (point-nav: the goal reached)
+    therefore contributes more, shorter episodes. ``vector_budget`` with the tasks as envs.
+    """
+    mask = jnp.asarray(traj.mask, jnp.float32)
+    n, e = mask.shape[:2]
+    flat = jnp.swapaxes(mask, 0, 1).reshape(e * n, mask.shape[-1])  # episode j is env j % n's (j // n)-th
+    kept = vector_budget(Trajectories(None, None, None, None, flat), budget, n).mask
+    return traj._replace(mask=jnp.swapaxes(kept.reshape(e, n, -1), 0, 1))
+
+
 def mean_episode_return(traj: Trajectories) -> jax.Array:
     """Mean return over the episodes of ``traj [..., E, T]`` that took a step (``step_budget`` drops some)."""
     mask = jnp.asarray(traj.mask, jnp.float32)
@@ -659,4 +717,4 @@ def _tree_index_axis1(tree: Any, i: int) -> Any:
     return jax.tree_util.tree_map(lambda x: x[:, i], tree)
 
 
-__all__ = ["MamlRL", "mean_episode_return", "step_budget", "vector_budget"]
+__all__ = ["MamlRL", "lockstep_budget", "mean_episode_return", "step_budget", "vector_budget"]

@@ -15,7 +15,7 @@ import metabench.baselines  # noqa: F401  (registers the learners)
 from metabench.baselines._policy import SKIP_SCALE, init_policy, log_prob, policy_mean, sample_action
 from metabench.baselines._rl_baseline import advantages, discounted_returns, features, fit_baseline
 from metabench.baselines.maml import MAML
-from metabench.baselines.maml_rl import MamlRL, mean_episode_return, step_budget, vector_budget
+from metabench.baselines.maml_rl import MamlRL, lockstep_budget, mean_episode_return, step_budget, vector_budget
 from metabench.errors import ConfigError
 from metabench.learner import make_learner
 from metabench.rollout import Trajectories, episode_returns, rollout, tanh_box_map, unit_box_map
@@ -327,6 +327,57 @@ def test_vector_budget_keeps_the_episodes_rllabs_vectorized_sampler_keeps(seed):
         assert got == want[i], (i, got, want[i])
         assert np.all(kept[len(got):, i] == 0)  # an env keeps a prefix of its episodes
     assert kept.sum() >= budget  # there are enough episodes, so the batch is complete
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_lockstep_budget_is_the_vectorized_sampler_with_one_env_per_task(seed):
+    rng = np.random.default_rng(seed)
+    n_tasks, cap, horizon = 3, 10, 10
+    lengths = rng.choice([1, 2, 3, 9, 10], size=(n_tasks, cap))  # episode e of task i: lengths[i, e]
+    mask = (np.arange(horizon) < lengths[..., None]).astype(np.float32)
+    z = np.zeros_like(mask)
+    traj = Trajectories(obs=np.zeros((*mask.shape, 2), np.float32), actions=z[..., None], rewards=-mask,
+                        dones=z > 0, mask=mask)
+    budget = int(rng.integers(5, n_tasks * 2 * horizon))
+    kept_traj = lockstep_budget(traj, budget)
+    kept = np.asarray(kept_traj.mask).sum(-1)
+    want = _vectorized_sampler_lengths([list(lengths[i]) for i in range(n_tasks)], budget)
+    for i in range(n_tasks):
+        got = [int(x) for x in kept[i] if x > 0]
+        assert got == want[i], (i, got, want[i])
+        assert np.all(kept[i, len(got):] == 0)
+    assert kept.sum() >= budget
+    assert kept_traj.obs is traj.obs  # only the mask changes
+
+
+def test_train_episode_cap_trains_on_the_lockstep_batches(point_nav):
+    learner = make_learner("maml-rl", point_nav, **TINY, outer="ppo", train_episode_cap=6)
+    state = learner.init(jax.random.key(0))
+    tasks = point_nav.sample_tasks(jax.random.key(1), 2, "train")
+    pre, post, adapted = learner._collect_lockstep(state.params, tasks, jax.random.key(2))
+    c = learner.config
+    assert post.mask.shape[:2] == (2, 6) and pre.mask.shape[:3] == (2, c.inner_steps, 6)
+    # task i's pre-update batch: its stream of 6 episodes from fold_in(split(key, N)[i], 0), cut by the pooled budget
+    keys = jax.random.split(jax.random.key(2), 2)
+    streams = jax.vmap(lambda t, k: rollout(point_nav, sample_action, state.params, t, jax.random.fold_in(k, 0), 6,
+                                            c.horizon, learner.action_map))(tasks, keys)
+    budget = 2 * c.episodes * c.horizon
+    first = jax.tree_util.tree_map(lambda x: x[:, 0], pre)
+    np.testing.assert_array_equal(np.asarray(first.mask), np.asarray(lockstep_budget(streams, budget).mask))
+    np.testing.assert_array_equal(np.asarray(first.obs), np.asarray(streams.obs))
+    for batch in (first, post):
+        assert float(np.asarray(batch.mask).sum()) >= budget
+    # the inner step used the kept episodes only: the same step on the cut batch gives the adapted params
+    manual = jax.vmap(learner._inner_step_fo, (None, 0, None))(state.params, first, c.inner_lr)
+    for a, b in zip(jax.tree_util.tree_leaves(manual), jax.tree_util.tree_leaves(adapted)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)  # vmapped vs broadcast params
+    step = jax.jit(learner.meta_train_step)
+    s1, m1 = step(state, tasks, jax.random.key(2))
+    s2, m2 = step(state, tasks, jax.random.key(2))
+    assert _leaves_equal(s1.params, s2.params) and all(math.isfinite(float(v)) for v in m1.values())
+    assert not _leaves_equal(s1.params, state.params)
+    with pytest.raises(ConfigError, match="must be >= episodes"):
+        make_learner("maml-rl", point_nav, **TINY, train_episode_cap=1)
 
 
 def test_eval_envs_selects_the_vectorized_batch(point_nav):
