@@ -136,12 +136,14 @@ from metabench.tasks import PRNGKey
 #: steps on nav2d-hard / 3,000 on nav2d-easy, trained at 0.01): 0.01 / 0.003 / 0.001 give
 #: +488 / +589 / +551 on hard (+452 before adaptation), 0.01 / 0.003 give +671 / +786 on easy
 #: (+496 before).
-#: Adam 1e-3 (ProMP's) stays the PPO step size elsewhere.
+#: Adam 1e-3 (ProMP's) stays the PPO step size elsewhere. ``steps``: the meta-training budget
+#: of a run that sets none (``MamlRL.default_steps``).
 _NAV2D_DEFAULTS: dict[str, Any] = {
     "squash": "displacement", "hidden": (), "inner_lr": 0.01, "eval_inner_lr": 0.003, "meta_lr": 0.03, "outer": "ppo",
+    "steps": 10_000,
 }
 _FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
-    "point-nav": {"inner_lr": 0.5, "eval_later_lr": 0.25, "eval_episodes": 200, "eval_batch_steps": 4000},
+    "point-nav": {"inner_lr": 0.5, "eval_later_lr": 0.25, "eval_episodes": 200, "eval_batch_steps": 4000, "steps": 100},
     "nav2d-easy": _NAV2D_DEFAULTS,
     "nav2d-hard": _NAV2D_DEFAULTS,
 }
@@ -323,6 +325,10 @@ class MamlRL(Learner):
                               f"{env.observation_space.shape} and {env.action_space.shape}")
         self.config = c
         self.host = host
+        #: meta-steps of a run that sets none: Finn et al.'s 100 TRPO iterations on point-nav
+        #: (``maml_trpo_point.py``'s ``n_itr``), 10,000 on Nav2d (docs/results.md); 1 for the
+        #: random-policy reference, which has nothing to train
+        self.default_steps = fam.get("steps") if c.meta_train else 1
         #: False for host-simulated envs: the harness must not jit meta_train_step / eval_curve
         self.jittable = not host
         #: policy action -> env action (None: the identity; see ``normalize_actions``)

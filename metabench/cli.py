@@ -128,7 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("run", help="meta-train a learner on an env and evaluate it on the frozen test tasks")
     s.add_argument("--env", required=True, help="env id, e.g. sinusoid-5s, omniglot-lite-5w1s")
     s.add_argument("--learner", required=True, help="learner id, e.g. protonet, maml")
-    s.add_argument("--steps", type=int, default=1000, help="meta-training steps (default 1000)")
+    s.add_argument("--steps", type=int, default=None,
+                   help="meta-training steps (default: the learner's published budget for the env where it has "
+                        "one, e.g. maml on point-nav: 100 as Finn et al.; else 1000)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", default="leaderboard",
                    help="output root: results in OUT/results, checkpoints in OUT/runs (default leaderboard)")

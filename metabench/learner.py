@@ -64,6 +64,9 @@ class Learner(abc.ABC):
     #: it over a batch of tasks (MAML on images: vmapped per-task weights become grouped
     #: convolutions, which XLA CPU runs slowly). Same values either way.
     eval_per_task: bool = False
+    #: Meta-training steps a run uses when it sets none (``RunConfig.steps = None``): the
+    #: published budget of this learner on this env, or None for the harness default.
+    default_steps: int | None = None
     Config: ClassVar[type[LearnerConfig]] = LearnerConfig
 
     def __init__(self, env: Any, config: LearnerConfig, mesh: jax.sharding.Mesh | None = None):

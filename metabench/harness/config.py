@@ -16,6 +16,9 @@ from typing import Any
 
 from metabench.errors import ConfigError
 
+#: meta-training steps of a run that sets none and whose learner has no budget for the env
+DEFAULT_STEPS = 1000
+
 #: Env kwargs that locate data on one machine and do not change the task distribution
 #: (the data itself is pinned by ``spec.data_hash``).
 LOCAL_KWARGS = frozenset({"root", "cache_dir"})
@@ -28,7 +31,9 @@ class RunConfig:
     Attributes:
         env: env id (``"sinusoid-5s"``), resolved to its newest version.
         learner: learner id (``"protonet"``).
-        steps: meta-training steps (each on ``learner.config.meta_batch`` tasks).
+        steps: meta-training steps (each on ``learner.config.meta_batch`` tasks); ``None``:
+            the learner's published budget for the env (``Learner.default_steps``, e.g. MAML
+            for RL: 100 on point-nav as Finn et al.), else ``DEFAULT_STEPS``.
         seed: seeds initialisation and the training task stream.
         out_dir: results go to ``out_dir/results/``, checkpoints to ``out_dir/runs/<name>/``.
         val_every: validate every this many steps (and at the end); 0 disables validation
@@ -52,7 +57,7 @@ class RunConfig:
 
     env: str
     learner: str
-    steps: int = 1000
+    steps: int | None = None
     seed: int = 0
     out_dir: str = "leaderboard"
     val_every: int = 100
@@ -74,6 +79,8 @@ class RunConfig:
         for name, low in (("steps", 1), ("seed", 0), ("val_every", 0), ("val_tasks", 1),
                           ("checkpoint_every", 0), ("eval_batch", 1), ("log_every", 1)):
             value = getattr(self, name)
+            if name == "steps" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ConfigError(f"run config: {name} must be an integer >= {low}, got {value!r}")
 

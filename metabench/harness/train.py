@@ -24,7 +24,7 @@ from metabench.errors import ConfigError, MetabenchError
 from metabench.harness import provenance
 from metabench.harness.checkpoint import load_checkpoint, save_checkpoint
 from metabench.harness.collapse import detect_collapse
-from metabench.harness.config import RunConfig, config_hash, run_name
+from metabench.harness.config import DEFAULT_STEPS, RunConfig, config_hash, run_name
 from metabench.harness.evaluate import Evaluator
 from metabench.harness.metrics import is_better, metric_for
 from metabench.harness.record import build_record, jsonable
@@ -70,7 +70,7 @@ def run(
     env: str | Any,
     learner: str,
     *,
-    steps: int = 1000,
+    steps: int | None = None,
     seed: int = 0,
     out_dir: str | Path = "leaderboard",
     val_every: int = 100,
@@ -188,6 +188,8 @@ def run_config(cfg: RunConfig, *, env: Any = None, mesh: Any = None, callback: C
     """``run`` from a ``RunConfig`` (and optionally an already built env)."""
     code_at_start = provenance.code_version()  # what this run executes, even if the checkout changes under it
     env, learner_id, learner = prepare(cfg, env, mesh)
+    if cfg.steps is None:  # the learner's budget for this env, else the harness default
+        cfg = dataclasses.replace(cfg, steps=int(getattr(learner, "default_steps", None) or DEFAULT_STEPS))
     kind = env.spec.kind
     metric, higher = metric_for(kind)
     val_n = min(cfg.val_tasks, env.num_eval_tasks) if cfg.val_every else 0

@@ -79,6 +79,21 @@ def test_no_validation_evaluates_the_final_state(baseline: Any, sine_env: Any, t
     assert r.record["config_hash"] != baseline.record["config_hash"]
 
 
+def test_steps_default_to_the_learners_budget_else_the_harness_default(
+    tiny: Any, sine_env: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import metabench.harness.train as train
+
+    monkeypatch.setattr(train, "DEFAULT_STEPS", 2)  # the harness default (1000) would be slow here
+    r = run(sine_env, "tiny-ridge", out_dir=tmp_path / "a", val_every=0, progress=False)
+    assert r.record["run"]["steps"] == 2 and int(r.final_state.step) == 2
+    monkeypatch.setattr(tiny.TinyRidge, "default_steps", 3)  # a learner with a budget for the env
+    r = run(sine_env, "tiny-ridge", out_dir=tmp_path / "b", val_every=0, progress=False)
+    assert r.record["run"]["steps"] == 3 and int(r.final_state.step) == 3
+    r = run(sine_env, "tiny-ridge", out_dir=tmp_path / "c", steps=1, val_every=0, progress=False)
+    assert r.record["run"]["steps"] == 1  # an explicit count wins
+
+
 def test_classification_run(tiny: Any, image_env: Any, tmp_path: Path) -> None:
     r = run(image_env, "tiny-centroid", out_dir=tmp_path, steps=6, val_every=3, val_tasks=5, progress=False)
     m = r.metric
