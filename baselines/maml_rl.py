@@ -143,7 +143,8 @@ _NAV2D_DEFAULTS: dict[str, Any] = {
     "steps": 10_000,
 }
 _FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
-    "point-nav": {"inner_lr": 0.5, "eval_later_lr": 0.25, "eval_episodes": 200, "eval_batch_steps": 4000, "steps": 100},
+    "point-nav": {"inner_lr": 0.5, "eval_later_lr": 0.25, "eval_episodes": 200, "eval_batch_steps": 4000, "steps": 100,
+                  "val_every": 10},
     "nav2d-easy": _NAV2D_DEFAULTS,
     "nav2d-hard": _NAV2D_DEFAULTS,
 }
@@ -329,6 +330,9 @@ class MamlRL(Learner):
         #: (``maml_trpo_point.py``'s ``n_itr``), 10,000 on Nav2d (docs/results.md); 1 for the
         #: random-policy reference, which has nothing to train
         self.default_steps = fam.get("steps") if c.meta_train else 1
+        #: point-nav: validate every 10 of the 100 meta-steps (the best-validation checkpoint is
+        #: evaluated; docs/results.md measures what that changes)
+        self.default_val_every = fam.get("val_every")
         #: False for host-simulated envs: the harness must not jit meta_train_step / eval_curve
         self.jittable = not host
         #: policy action -> env action (None: the identity; see ``normalize_actions``)

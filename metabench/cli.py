@@ -138,7 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--env-set", action="append", metavar="KEY=VALUE", help="env option override (repeatable)")
     s.add_argument("--train-env-set", action="append", metavar="KEY=VALUE",
                    help="env option for the training tasks only, e.g. ways=20 (train 20-way, test at the env's ways)")
-    s.add_argument("--val-every", type=int, default=100, help="validate every N steps; 0 disables (default 100)")
+    s.add_argument("--val-every", type=int, default=None,
+                   help="validate every N steps; 0 disables (default: the learner's choice for the env where it "
+                        "has one, e.g. maml on point-nav: 10; else 100)")
     s.add_argument("--val-tasks", type=int, default=100, help="frozen val tasks to validate on (default 100)")
     s.add_argument("--checkpoint-every", type=int, default=0,
                    help="checkpoint every N steps; 0: only at the end and on Ctrl-C (default 0)")

@@ -67,6 +67,9 @@ class Learner(abc.ABC):
     #: Meta-training steps a run uses when it sets none (``RunConfig.steps = None``): the
     #: published budget of this learner on this env, or None for the harness default.
     default_steps: int | None = None
+    #: Validation interval a run uses when it sets none (``RunConfig.val_every = None``), or
+    #: None for the harness default.
+    default_val_every: int | None = None
     Config: ClassVar[type[LearnerConfig]] = LearnerConfig
 
     def __init__(self, env: Any, config: LearnerConfig, mesh: jax.sharding.Mesh | None = None):

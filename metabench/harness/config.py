@@ -18,6 +18,8 @@ from metabench.errors import ConfigError
 
 #: meta-training steps of a run that sets none and whose learner has no budget for the env
 DEFAULT_STEPS = 1000
+#: validation interval of a run that sets none and whose learner has no choice for the env
+DEFAULT_VAL_EVERY = 100
 
 #: Env kwargs that locate data on one machine and do not change the task distribution
 #: (the data itself is pinned by ``spec.data_hash``).
@@ -37,7 +39,8 @@ class RunConfig:
         seed: seeds initialisation and the training task stream.
         out_dir: results go to ``out_dir/results/``, checkpoints to ``out_dir/runs/<name>/``.
         val_every: validate every this many steps (and at the end); 0 disables validation
-            (the final state is then evaluated).
+            (the final state is then evaluated); ``None``: the learner's choice for the env
+            (``Learner.default_val_every``), else ``DEFAULT_VAL_EVERY``.
         val_tasks: how many of the val split's frozen eval tasks to validate on.
         checkpoint_every: checkpoint every this many steps; 0 checkpoints only at the end
             and on Ctrl-C.
@@ -60,7 +63,7 @@ class RunConfig:
     steps: int | None = None
     seed: int = 0
     out_dir: str = "leaderboard"
-    val_every: int = 100
+    val_every: int | None = None
     val_tasks: int = 100
     checkpoint_every: int = 0
     eval_batch: int = 50
@@ -79,7 +82,7 @@ class RunConfig:
         for name, low in (("steps", 1), ("seed", 0), ("val_every", 0), ("val_tasks", 1),
                           ("checkpoint_every", 0), ("eval_batch", 1), ("log_every", 1)):
             value = getattr(self, name)
-            if name == "steps" and value is None:
+            if name in ("steps", "val_every") and value is None:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ConfigError(f"run config: {name} must be an integer >= {low}, got {value!r}")

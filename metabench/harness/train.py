@@ -24,7 +24,7 @@ from metabench.errors import ConfigError, MetabenchError
 from metabench.harness import provenance
 from metabench.harness.checkpoint import load_checkpoint, save_checkpoint
 from metabench.harness.collapse import detect_collapse
-from metabench.harness.config import DEFAULT_STEPS, RunConfig, config_hash, run_name
+from metabench.harness.config import DEFAULT_STEPS, DEFAULT_VAL_EVERY, RunConfig, config_hash, run_name
 from metabench.harness.evaluate import Evaluator
 from metabench.harness.metrics import is_better, metric_for
 from metabench.harness.record import build_record, jsonable
@@ -73,7 +73,7 @@ def run(
     steps: int | None = None,
     seed: int = 0,
     out_dir: str | Path = "leaderboard",
-    val_every: int = 100,
+    val_every: int | None = None,
     val_tasks: int = 100,
     checkpoint_every: int = 0,
     resume: bool = False,
@@ -156,6 +156,21 @@ def prepare(cfg: RunConfig, env: Any = None, mesh: Any = None) -> tuple[Any, str
     return env, learner_id, make_learner(learner_id, env, mesh=mesh, **cfg.overrides)
 
 
+def resolve_defaults(cfg: RunConfig, learner: Any) -> RunConfig:
+    """``cfg`` with ``steps`` / ``val_every`` left at None set to the learner's choice for its env
+    (``Learner.default_steps`` / ``default_val_every``), else the harness defaults."""
+    def pick(own: int | None, learner_value: int | None, default: int) -> int:
+        if own is not None:
+            return own
+        return int(learner_value) if learner_value is not None else default
+
+    return dataclasses.replace(
+        cfg,
+        steps=pick(cfg.steps, getattr(learner, "default_steps", None), DEFAULT_STEPS),
+        val_every=pick(cfg.val_every, getattr(learner, "default_val_every", None), DEFAULT_VAL_EVERY),
+    )
+
+
 def resume_command(cfg: RunConfig) -> str:
     """The ``metabench run`` command line that resumes ``cfg``."""
     parts = ["metabench", "run", "--env", cfg.env, "--learner", cfg.learner, "--steps", str(cfg.steps),
@@ -188,8 +203,7 @@ def run_config(cfg: RunConfig, *, env: Any = None, mesh: Any = None, callback: C
     """``run`` from a ``RunConfig`` (and optionally an already built env)."""
     code_at_start = provenance.code_version()  # what this run executes, even if the checkout changes under it
     env, learner_id, learner = prepare(cfg, env, mesh)
-    if cfg.steps is None:  # the learner's budget for this env, else the harness default
-        cfg = dataclasses.replace(cfg, steps=int(getattr(learner, "default_steps", None) or DEFAULT_STEPS))
+    cfg = resolve_defaults(cfg, learner)
     kind = env.spec.kind
     metric, higher = metric_for(kind)
     val_n = min(cfg.val_tasks, env.num_eval_tasks) if cfg.val_every else 0

@@ -193,6 +193,7 @@ def test_maml_id_on_an_rl_env_is_maml_rl_with_finns_settings(point_nav):
 
 def test_default_steps_are_the_published_budgets(point_nav):
     assert make_learner("maml", point_nav).default_steps == 100  # Finn et al.'s n_itr
+    assert make_learner("maml", point_nav).default_val_every == 10
     assert make_learner("maml-rl", metabench.make("nav2d-hard")).default_steps == 10_000
     assert make_learner("random-policy", point_nav).default_steps == 1  # nothing to train
 

@@ -79,7 +79,7 @@ def test_no_validation_evaluates_the_final_state(baseline: Any, sine_env: Any, t
     assert r.record["config_hash"] != baseline.record["config_hash"]
 
 
-def test_steps_default_to_the_learners_budget_else_the_harness_default(
+def test_steps_and_validation_default_to_the_learners_choice_else_the_harness_default(
     tiny: Any, sine_env: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import metabench.harness.train as train
@@ -92,6 +92,15 @@ def test_steps_default_to_the_learners_budget_else_the_harness_default(
     assert r.record["run"]["steps"] == 3 and int(r.final_state.step) == 3
     r = run(sine_env, "tiny-ridge", out_dir=tmp_path / "c", steps=1, val_every=0, progress=False)
     assert r.record["run"]["steps"] == 1  # an explicit count wins
+    # validation: the harness default (100: only at the end here), the learner's, an explicit one
+    r = run(sine_env, "tiny-ridge", out_dir=tmp_path / "d", progress=False)
+    assert r.record["run"]["val_every"] == 100 and [h["step"] for h in r.record["validation"]["history"]] == [3]
+    monkeypatch.setattr(tiny.TinyRidge, "default_val_every", 1)
+    r = run(sine_env, "tiny-ridge", out_dir=tmp_path / "e", val_tasks=5, progress=False)
+    assert r.record["run"]["val_every"] == 1 and [h["step"] for h in r.record["validation"]["history"]] == [1, 2, 3]
+    monkeypatch.setattr(tiny.TinyRidge, "default_val_every", 0)  # a learner may turn validation off
+    r = run(sine_env, "tiny-ridge", out_dir=tmp_path / "f", val_tasks=5, progress=False)
+    assert r.record["run"]["val_every"] == 0 and r.record["validation"]["history"] == []
 
 
 def test_classification_run(tiny: Any, image_env: Any, tmp_path: Path) -> None:
