@@ -349,8 +349,9 @@ class MamlRL(Learner):
         self.obs_dim = int(env.observation_space.shape[0])
         self.act_dim = int(env.action_space.shape[0])
         self.optimizer = optax.adam(c.meta_lr)
+        #: the inner step on a batch of tasks (per-task params); jitted for the host path, inlined under jit
+        self._inner_batch = jax.jit(jax.vmap(self._inner_step_fo, in_axes=(0, 0, None)))
         if host:
-            self._inner_batch = jax.jit(jax.vmap(self._inner_step_fo, in_axes=(0, 0, None)))
             self._returns = jax.jit(lambda t: episode_returns(t).mean(-1))
             self._post_stats = jax.jit(jax.vmap(self._post_stats_one))
             self._outer = jax.jit(self._outer_update)
@@ -528,14 +529,16 @@ class MamlRL(Learner):
     def meta_train_step(self, state: MamlState, tasks: Any, key: PRNGKey) -> tuple[MamlState, dict]:
         """One meta-update on ``meta_batch`` tasks; metrics: ``loss`` (the last epoch's surrogate),
         ``return_pre`` / ``return_post`` (mean episode return before / after the inner steps)."""
-        if not self.config.meta_train:
+        c = self.config
+        if not c.meta_train:
             zero = jnp.zeros((), jnp.float32)
             return state._replace(step=state.step + 1), {"loss": zero, "return_pre": zero, "return_post": zero}
         if self.host:
             return self._host_train_step(state, tasks, key)
         n = jax.tree_util.tree_leaves(tasks)[0].shape[0]
-        if self.config.train_episode_cap:
-            pre, post, adapted = self._collect_lockstep(state.params, tasks, key)
+        if c.train_episode_cap:
+            pre, post, adapted = self._collect_tasks(state.params, tasks, key, c.train_episode_cap,
+                                                     budget=c.episodes * c.horizon * n)
         else:
             pre, post, adapted = jax.vmap(self._collect_one, (None, 0, 0))(state.params, tasks, jax.random.split(key, n))
         old_logp, adv = jax.vmap(self._post_stats_one)(adapted, post)
@@ -543,50 +546,38 @@ class MamlRL(Learner):
         ret_pre = mean_episode_return(_tree_index_axis1(pre, 0)).mean()
         return new, {"loss": loss, "return_pre": ret_pre, "return_post": mean_episode_return(post).mean()}
 
-    def _collect_lockstep(self, params: Any, tasks: Any, key: PRNGKey) -> tuple[Trajectories, Trajectories, Any]:
-        """``_collect_one`` for all tasks at once, each batch cut by ``lockstep_budget`` (``train_episode_cap``).
+    def _collect_tasks(self, params: Any, tasks: Any, key: PRNGKey, n_episodes: int,
+                       budget: int = 0) -> tuple[Trajectories, Trajectories, Any]:
+        """``(pre [N, K, E, T], post [N, E, T], adapted params)`` of a batch of tasks at once.
 
-        Task ``i`` samples from ``split(key, N)[i]`` as in ``_collect_one``; the budget is
-        pooled over the tasks, so it needs them all before the inner step.
+        Sampling round ``k`` is ``rollout_tasks(..., fold_in(key, k), n_episodes)`` with the
+        per-task policies. ``budget > 0`` cuts every batch by ``lockstep_budget`` (pooled over
+        the tasks, so it needs them all before the inner step: ``train_episode_cap``). Host envs
+        (``budget = 0``) and JAX envs both go through here; under jit the conversions are no-ops.
         """
         c = self.config
-        n = jax.tree_util.tree_leaves(tasks)[0].shape[0]
-        keys = jax.random.split(key, n)
-        budget = c.episodes * c.horizon * n
+        n = int(np.shape(jax.tree_util.tree_leaves(tasks)[0])[0])
         params = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (n, *x.shape)), params)
 
         def sample(p: Any, k: int) -> Trajectories:
-            run = lambda pp, t, kk: rollout(self.env, sample_action, pp, t, jax.random.fold_in(kk, k),  # noqa: E731
-                                            c.train_episode_cap, c.horizon, self.action_map)
-            return lockstep_budget(jax.vmap(run)(p, tasks, keys), budget)
+            traj = rollout_tasks(self.env, sample_action, p, tasks, jax.random.fold_in(key, k), n_episodes, c.horizon,
+                                 per_task_policy=True, action_map=self.action_map)
+            traj = jax.tree_util.tree_map(jnp.asarray, traj)
+            return lockstep_budget(traj, budget) if budget else traj
 
         pres = []
         for k in range(c.inner_steps):
-            traj = sample(params, k)
-            pres.append(traj)
-            params = jax.vmap(self._inner_step_fo, (0, 0, None))(params, traj, c.inner_lr)
+            pres.append(sample(params, k))
+            params = self._inner_batch(params, pres[-1], c.inner_lr)
         post = sample(params, c.inner_steps)
         pre = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs, axis=1), *pres)  # [N, K, E, T]
         return pre, post, params
 
     def _host_train_step(self, state: MamlState, tasks: Any, key: PRNGKey) -> tuple[MamlState, dict]:
-        c = self.config
-        n = int(np.shape(jax.tree_util.tree_leaves(tasks)[0])[0])
-        params = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (n, *x.shape)), state.params)
-        pres = []
-        for k in range(c.inner_steps):
-            traj = rollout_tasks(self.env, sample_action, params, tasks, jax.random.fold_in(key, k), c.episodes,
-                                 c.horizon, per_task_policy=True, action_map=self.action_map)
-            traj = jax.tree_util.tree_map(jnp.asarray, traj)
-            pres.append(traj)
-            params = self._inner_batch(params, traj, c.inner_lr)
-        post = rollout_tasks(self.env, sample_action, params, tasks, jax.random.fold_in(key, c.inner_steps),
-                             c.episodes, c.horizon, per_task_policy=True, action_map=self.action_map)
-        post = jax.tree_util.tree_map(jnp.asarray, post)
-        pre = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs, axis=1), *pres)  # [N, K, E, T]
+        pre, post, params = self._collect_tasks(state.params, tasks, key, self.config.episodes)
         old_logp, adv = self._post_stats(params, post)
         new, loss = self._outer(state, pre, post, old_logp, adv)
-        return new, {"loss": loss, "return_pre": self._returns(pres[0]).mean(),
+        return new, {"loss": loss, "return_pre": self._returns(_tree_index_axis1(pre, 0)).mean(),
                      "return_post": self._returns(post).mean()}
 
     # -- evaluation -----------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Where does a MAML-RL checkpoint's adapted return come from? (the probes of ``docs/results.md``)
 
     python benchmarks/diagnose_rl_adaptation.py ENV_ID RUN_OUT [--learner maml] [--set key=value ...]
-        [--finn-goals] [--split test|val]
+        [--finn-goals] [--split test|val] [--log-std-shift D ...]
 
 ``RUN_OUT`` is the ``--out`` of a ``metabench run`` (its ``runs/ENV*/checkpoint.npz`` holds the
 best-validation state); ``--set`` repeats that run's learner overrides (or changes an
@@ -16,6 +16,9 @@ the tasks with the lowest success rate (goal, distance, success).
 ``--finn-goals`` (point-nav) also evaluates on Finn et al.'s 40 test goals
 (``np.random.seed(1); np.random.uniform(-0.5, 0.5, (40, 2))``, as ``test_maml_point.py``)
 and on the one goal that script's committed version keeps (``goals[6]``).
+``--log-std-shift D`` (repeatable) also prints the adaptation curve with the meta-learned
+log-std shifted by ``D`` before adaptation: how much the curve depends on the exploration
+noise (a probe; on the test split it is not a way to choose a setting).
 """
 
 from __future__ import annotations
@@ -126,6 +129,15 @@ def finn_goals(learner: Any, state: Any, tasks: Any) -> None:
         print(f"{name}: " + " / ".join(f"{m:.2f} ± {e:.2f}" for m, e in zip(c.mean(0), ci)))
 
 
+def log_std_shifts(learner: Any, state: Any, tasks: Any, keys: jax.Array, shifts: list[float]) -> None:
+    """The harness's adaptation curve with ``log_std + d`` for each ``d`` in ``shifts``."""
+    curve = jax.jit(jax.vmap(learner.eval_curve, in_axes=(None, 0, 0)))
+    for d in shifts:
+        params = {**state.params, "log_std": state.params["log_std"] + d}
+        c = np.asarray(curve(state._replace(params=params), tasks, keys)).mean(0)
+        print(f"log-std shift {d:+.2f}: " + " / ".join(f"{x:.2f}" for x in c))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("env")
@@ -134,6 +146,8 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--finn-goals", action="store_true")
     ap.add_argument("--split", default="test", help="frozen task set to probe on (val: for choosing settings)")
+    ap.add_argument("--log-std-shift", action="append", type=float, default=[], metavar="D",
+                    help="also evaluate with the policy's log-std shifted by D (repeatable)")
     args = ap.parse_args()
     if args.finn_goals and not args.env.startswith("point-nav"):
         ap.error(f"--finn-goals is for point-nav (Finn et al.'s test goals); got {args.env}")
@@ -157,6 +171,8 @@ def main() -> None:
             print(f"  task {i}: goal {np.asarray(goal)[i].round(3)}, |goal| {dist[i]:.2f}, success {success[i]:.2f}")
     if args.finn_goals:
         finn_goals(learner, state, tasks)
+    if args.log_std_shift:
+        log_std_shifts(learner, state, tasks, keys, args.log_std_shift)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from metabench.baselines.maml import MAML
 from metabench.baselines.maml_rl import MamlRL, lockstep_budget, mean_episode_return, step_budget, vector_budget
 from metabench.errors import ConfigError
 from metabench.learner import make_learner
-from metabench.rollout import Trajectories, episode_returns, rollout, tanh_box_map, unit_box_map
+from metabench.rollout import Trajectories, episode_returns, rollout, rollout_tasks, tanh_box_map, unit_box_map
 
 TINY = {"meta_batch": 2, "episodes": 2, "eval_episodes": 2, "horizon": 8, "hidden": (8,), "outer_epochs": 2}
 
@@ -361,23 +361,21 @@ def test_train_episode_cap_trains_on_the_lockstep_batches(point_nav):
     learner = make_learner("maml-rl", point_nav, **TINY, outer="ppo", train_episode_cap=6)
     state = learner.init(jax.random.key(0))
     tasks = point_nav.sample_tasks(jax.random.key(1), 2, "train")
-    pre, post, adapted = learner._collect_lockstep(state.params, tasks, jax.random.key(2))
     c = learner.config
-    assert post.mask.shape[:2] == (2, 6) and pre.mask.shape[:3] == (2, c.inner_steps, 6)
-    # task i's pre-update batch: its stream of 6 episodes from fold_in(split(key, N)[i], 0), cut by the pooled budget
-    keys = jax.random.split(jax.random.key(2), 2)
-    streams = jax.vmap(lambda t, k: rollout(point_nav, sample_action, state.params, t, jax.random.fold_in(k, 0), 6,
-                                            c.horizon, learner.action_map))(tasks, keys)
     budget = 2 * c.episodes * c.horizon
+    pre, post, adapted = learner._collect_tasks(state.params, tasks, jax.random.key(2), 6, budget=budget)
+    assert post.mask.shape[:2] == (2, 6) and pre.mask.shape[:3] == (2, c.inner_steps, 6)
+    # the pre-update batch: each task's stream of 6 episodes from fold_in(key, 0), cut by the pooled budget
+    streams = rollout_tasks(point_nav, sample_action, state.params, tasks, jax.random.fold_in(jax.random.key(2), 0), 6,
+                            c.horizon, action_map=learner.action_map)
     first = jax.tree_util.tree_map(lambda x: x[:, 0], pre)
     np.testing.assert_array_equal(np.asarray(first.mask), np.asarray(lockstep_budget(streams, budget).mask))
     np.testing.assert_array_equal(np.asarray(first.obs), np.asarray(streams.obs))
     for batch in (first, post):
         assert float(np.asarray(batch.mask).sum()) >= budget
     # the inner step used the kept episodes only: the same step on the cut batch gives the adapted params
-    manual = jax.vmap(learner._inner_step_fo, (None, 0, None))(state.params, first, c.inner_lr)
-    for a, b in zip(jax.tree_util.tree_leaves(manual), jax.tree_util.tree_leaves(adapted)):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)  # vmapped vs broadcast params
+    per_task = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (2, *x.shape)), state.params)
+    assert _leaves_equal(learner._inner_batch(per_task, first, c.inner_lr), adapted)
     step = jax.jit(learner.meta_train_step)
     s1, m1 = step(state, tasks, jax.random.key(2))
     s2, m2 = step(state, tasks, jax.random.key(2))
