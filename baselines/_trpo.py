@@ -15,6 +15,19 @@ between the sampling policies and the policies at ``theta`` (zero at ``theta_0``
 gradient vanish -- equals that Hessian and avoids a third derivative through MAML's
 inner step). ``damping * v`` is added either way.
 
+``finite_difference_hvp`` is the product Finn et al.'s code uses (their copy of rllab's
+``ConjugateGradientOptimizer`` defaults to ``FiniteDifferenceHvp``): ``(grad KL(theta_0 +
+eps v) - grad KL(theta_0 - eps v)) / (2 eps)`` with ``eps = 1e-8 / ||theta_0||``, in float32.
+At that ``eps`` most parameters do not move at all (``eps v_j`` is below half their float32
+spacing unless ``|v|`` is large): for ``v`` the size of a gradient the product is
+quantisation noise or exactly 0, for the large ``x`` conjugate gradient ends with it
+approximates ``H x`` (``benchmarks/trpo_hvp.py`` measures both). Where it is 0 at the
+gradient (a trained policy, no parameter at exactly 0), conjugate gradient stops after one
+iteration at ``x = g / damping``, so the step is the *plain gradient* direction scaled to
+``x . H x = 2 max_kl``, not the natural gradient. ``fresh_curvature=True`` reproduces how
+rllab then scales the step: ``x . H x`` by a new product (not from the CG residual) and
+step size 1 where ``sqrt(2 max_kl / (x . H x))`` is NaN (a negative curvature estimate).
+
 rllab's defaults: ``cg_iters=10``, ``damping=1e-5`` (its ``reg_coeff``), backtrack ratio 0.8,
 15 backtracks; Finn et al.'s meta step size ``max_kl=0.01``. Everything is a pure
 function of flat vectors and jits as one XLA computation (``lax.fori_loop`` /
@@ -54,7 +67,8 @@ def conjugate_gradient(
         x, r, p, rr = carry
         active = rr > tol  # rllab stops once the residual is tiny; here the remaining iterations are no-ops
         ap = matvec(p)
-        alpha = jnp.where(active, rr / jnp.maximum(p @ ap, 1e-30), 0.0)
+        pap = p @ ap  # may be negative for a product that is not positive definite (rllab divides anyway)
+        alpha = jnp.where(active, rr / jnp.where(pap == 0.0, 1e-30, pap), 0.0)
         x = x + alpha * p
         r_new = r - alpha * ap
         rr_new = r_new @ r_new
@@ -64,6 +78,20 @@ def conjugate_gradient(
 
     x, r, _, _ = jax.lax.fori_loop(0, iters, body, (jnp.zeros_like(b), b, b, b @ b))
     return x, r
+
+
+def finite_difference_hvp(grad_kl: Callable[[Flat], Flat], theta0: Flat, base_eps: float = 1e-8) -> Callable[[Flat], Flat]:
+    """rllab's ``FiniteDifferenceHvp`` (symmetric): ``v -> (grad_kl(theta0 + eps v) -
+    grad_kl(theta0 - eps v)) / (2 eps)``, ``eps = base_eps / (||theta0|| + 1e-8)``, all in
+    ``theta0``'s dtype (float32: module docstring)."""
+    dtype = theta0.dtype
+    eps = (base_eps / (jnp.linalg.norm(theta0) + 1e-8)).astype(dtype)
+
+    def hvp(v: Flat) -> Flat:
+        v = v.astype(dtype)
+        return (grad_kl(theta0 + eps * v) - grad_kl(theta0 - eps * v)) / (2 * eps)
+
+    return hvp
 
 
 def trpo_step(
@@ -77,8 +105,10 @@ def trpo_step(
     damping: float = 1e-5,
     backtrack_ratio: float = 0.8,
     max_backtracks: int = 15,
+    fresh_curvature: bool = False,
 ) -> TRPOResult:
-    """One constrained step from ``theta0: float32[D]`` (module docstring)."""
+    """One constrained step from ``theta0: float32[D]`` (module docstring; ``fresh_curvature``
+    for products that are not linear, as ``finite_difference_hvp``)."""
     loss0, g = jax.value_and_grad(loss)(theta0)
     if fvp is None:
         _, hvp = jax.linearize(jax.grad(kl), theta0)  # forward-over-reverse; primal computed once
@@ -89,8 +119,12 @@ def trpo_step(
         return hvp(v) + damping * v
 
     x, r = conjugate_gradient(damped, g, cg_iters)
-    shs = x @ (g - r)  # = x . H x, since r = g - H x (rllab multiplies once more; one product fewer to compile)
-    step = jnp.sqrt(2.0 * max_kl / (shs + 1e-8)) * x
+    if fresh_curvature:  # rllab: a new product, and step size 1 where the root is NaN
+        size = jnp.sqrt(2.0 * max_kl * (1.0 / (x @ damped(x) + 1e-8)))
+        step = jnp.where(jnp.isnan(size), 1.0, size) * x
+    else:
+        shs = x @ (g - r)  # = x . H x, since r = g - H x (rllab multiplies once more; one product fewer to compile)
+        step = jnp.sqrt(2.0 * max_kl / (shs + 1e-8)) * x
 
     def ok(l: jax.Array, k: jax.Array) -> jax.Array:
         return (l < loss0) & (k <= max_kl) & jnp.isfinite(l) & jnp.isfinite(k)
@@ -117,4 +151,4 @@ def trpo_step(
     )
 
 
-__all__ = ["TRPOResult", "conjugate_gradient", "trpo_step"]
+__all__ = ["TRPOResult", "conjugate_gradient", "finite_difference_hvp", "trpo_step"]

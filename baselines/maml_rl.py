@@ -117,7 +117,7 @@ from jax.flatten_util import ravel_pytree
 
 from metabench.baselines._policy import init_policy, log_prob, policy_mean, sample_action
 from metabench.baselines._rl_baseline import advantages
-from metabench.baselines._trpo import trpo_step
+from metabench.baselines._trpo import finite_difference_hvp, trpo_step
 from metabench.baselines.maml import MamlState
 from metabench.errors import ConfigError
 from metabench.learner import Learner, LearnerConfig
@@ -153,6 +153,8 @@ _FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
 OUTER_STEPS = ("trpo", "ppo")
 #: how a policy sample reaches the env's action box (``Config.squash``)
 SQUASHES = ("clip", "tanh", "displacement")
+#: TRPO curvature products (``Config.hvp``)
+HVPS = ("exact", "finite_difference")
 
 
 def _gauss_kl(mu0: jax.Array, log_std0: jax.Array, mu1: jax.Array, log_std1: jax.Array) -> jax.Array:
@@ -198,6 +200,10 @@ class MamlRL(Learner):
         outer: ``"trpo"`` (Finn et al.) or ``"ppo"`` (module docstring); ``None``: the env's default
             (``"ppo"`` on Nav2d, ``"trpo"`` elsewhere).
         max_kl, cg_iters: TRPO's trust region (mean KL of the adapted policies) and CG iterations.
+        hvp: TRPO's curvature product: ``"exact"`` (the Fisher-vector product ``J^T M J v``,
+            i.e. the Hessian of the KL at the old parameters) or ``"finite_difference"``
+            (Finn et al.'s code: rllab's ``FiniteDifferenceHvp`` in float32, which on a trained
+            policy makes the step a KL-scaled plain gradient step; ``metabench.baselines._trpo``).
         meta_lr: Adam step size of the outer PPO step (``None``: the env's default, 1e-3 but on
             Nav2d); outer_epochs: Adam steps per batch of samples;
             clip: PPO clip range (ProMP's MAML-PPO values).
@@ -242,6 +248,7 @@ class MamlRL(Learner):
         outer: str | None = None
         max_kl: float = 0.01
         cg_iters: int = 10
+        hvp: str = "exact"
         meta_lr: float | None = None
         outer_epochs: int = 5
         clip: float = 0.3
@@ -258,6 +265,9 @@ class MamlRL(Learner):
         meta_train: bool = True
         normalize_actions: bool = True
         squash: str | None = None
+
+        #: ``hvp`` came after the published results; at its default it stays out of their hash
+        hash_omits_default: ClassVar[frozenset[str]] = frozenset({"hvp"})
 
     def __init__(self, env: Any, config: Config, mesh: jax.sharding.Mesh | None = None):
         super().__init__(env, config, mesh)
@@ -319,6 +329,8 @@ class MamlRL(Learner):
             raise ConfigError(f"maml-rl: unknown outer step {c.outer!r}; choose one of {', '.join(OUTER_STEPS)}")
         if c.squash not in SQUASHES:
             raise ConfigError(f"maml-rl: unknown squash {c.squash!r}; choose one of {', '.join(SQUASHES)}")
+        if c.hvp not in HVPS:
+            raise ConfigError(f"maml-rl: unknown hvp {c.hvp!r}; choose one of {', '.join(HVPS)}")
         if not c.max_kl > 0.0 or c.cg_iters < 1:
             raise ConfigError(f"maml-rl: TRPO needs max_kl > 0 and cg_iters >= 1, got {c.max_kl} and {c.cg_iters}")
         if len(env.observation_space.shape) != 1 or len(env.action_space.shape) != 1:
@@ -500,7 +512,10 @@ class MamlRL(Learner):
         """TRPO on the adapted policies (module docstring); returns the surrogate after the step."""
         c = self.config
         flat0, loss, kl, fvp, unravel = self.trpo_problem(state, pre, post, old_logp, adv)
-        res = trpo_step(loss, kl, flat0, fvp=fvp, max_kl=c.max_kl, cg_iters=c.cg_iters)
+        fd = c.hvp == "finite_difference"
+        if fd:
+            fvp = finite_difference_hvp(jax.grad(kl), flat0)
+        res = trpo_step(loss, kl, flat0, fvp=fvp, max_kl=c.max_kl, cg_iters=c.cg_iters, fresh_curvature=fd)
         return MamlState(unravel(res.theta), state.opt_state, state.step + 1), res.loss_after
 
     def _ppo_update(self, state: MamlState, pre: Trajectories, post: Trajectories, old_logp: jax.Array,

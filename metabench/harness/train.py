@@ -208,7 +208,7 @@ def run_config(cfg: RunConfig, *, env: Any = None, mesh: Any = None, callback: C
     metric, higher = metric_for(kind)
     val_n = min(cfg.val_tasks, env.num_eval_tasks) if cfg.val_every else 0
     train_env = make_train_env(cfg, env)
-    chash = config_hash(env.spec.to_dict(), learner_id, learner.config.to_dict(),
+    chash = config_hash(env.spec.to_dict(), learner_id, learner.config.hash_dict(),
                         steps=cfg.steps, val_every=cfg.val_every, val_tasks=val_n,
                         train_env=train_env.spec.to_dict() if train_env is not env else None)
     name = run_name(env.spec.id, learner_id, chash, cfg.seed)

@@ -102,6 +102,8 @@ def code_version(record: dict[str, Any]) -> str:
 
 def render(results: Sequence[Row], directory: str | os.PathLike[str], plots: dict[str, list[str]] | None = None) -> str:
     """The README text; links are relative to ``directory`` (where README.md goes)."""
+    from metabench.leaderboard.seeds import render_seed_table  # imports this module's helpers
+
     directory = Path(directory)
     lines = [
         "# metabench leaderboard",
@@ -133,6 +135,9 @@ def render(results: Sequence[Row], directory: str | os.PathLike[str], plots: dic
                 f"| {i} | {r['learner']['id']} | {_fmt(r)} | {key_config(r)} | {r['run']['steps']} | {r['seed']} "
                 f"| {device_name(r)} | {code_version(r)} | [{path.name}]({rel}) |"
             )
+        seed_lines = render_seed_table(rows)
+        if seed_lines:
+            lines += ["", *seed_lines]
         for png in (plots or {}).get(env_id, []):
             lines += ["", f"![{Path(png).stem}]({png})"]
         lines.append("")

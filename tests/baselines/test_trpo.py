@@ -10,7 +10,7 @@ from jax.flatten_util import ravel_pytree
 
 import metabench
 import metabench.baselines  # noqa: F401  (registers the learners)
-from metabench.baselines._trpo import conjugate_gradient, trpo_step
+from metabench.baselines._trpo import conjugate_gradient, finite_difference_hvp, trpo_step
 from metabench.errors import ConfigError
 from metabench.learner import make_learner
 
@@ -59,6 +59,56 @@ def test_no_improving_step_keeps_the_parameters():
     assert not bool(res.accepted)
     np.testing.assert_array_equal(res.theta, theta0)
     assert float(res.kl) == 0.0 and float(res.loss_after) == float(res.loss_before)
+
+
+THETA0 = jnp.asarray([0.5, -0.3, 0.7, 0.2, -0.9], jnp.float32)  # no parameter near 0
+
+
+def _quadratic_kl(t):
+    return 0.5 * (t - THETA0) @ F @ (t - THETA0)
+
+
+def test_finite_difference_hvp_approximates_the_hessian_only_for_large_vectors():
+    """rllab's eps = 1e-8 / ||theta||: in float32 a gradient-sized vector moves no parameter (the
+    product is exactly 0), a vector 1e8 times larger gives H v to a few percent."""
+    hvp = finite_difference_hvp(jax.grad(_quadratic_kl), THETA0)
+    small = 1e-2 * G  # the size of a meta-gradient's entries (point-nav: 1e-3 to 1e-2)
+    np.testing.assert_array_equal(hvp(small), np.zeros(D, np.float32))
+    big = 1e6 * G
+    np.testing.assert_allclose(hvp(big), F @ big, rtol=0.05, atol=0.05 * float(jnp.abs(F @ big).max()))
+
+
+def test_finite_difference_trpo_steps_along_the_plain_gradient():
+    """Where the product vanishes at g (scaled to a meta-gradient's size), CG stops at x = g / damping and the fresh product at that
+    large x measures the curvature along g: the step is -sqrt(2 max_kl / g F g) g, the plain
+    gradient scaled so the KL model equals max_kl (Finn et al.'s MAML-TRPO on a trained policy),
+    not the natural gradient of the exact product."""
+    kl = lambda t: 0.9 * _quadratic_kl(t)  # noqa: E731  the true KL: 0.9 of the model, so accepted at once
+    fd = finite_difference_hvp(jax.grad(_quadratic_kl), THETA0)
+    res = trpo_step(lambda t: 1e-2 * G @ t, kl, THETA0, fvp=fd, max_kl=0.01, fresh_curvature=True)
+    g = np.asarray(G, np.float64)
+    expect = np.asarray(THETA0) - np.sqrt(2 * 0.01 / (g @ np.asarray(F, np.float64) @ g)) * g
+    assert bool(res.accepted) and int(res.backtracks) == 0
+    np.testing.assert_allclose(res.theta, expect, rtol=0.02, atol=1e-4)
+    exact = trpo_step(lambda t: G @ t, kl, THETA0, fvp=lambda v: F @ v, max_kl=0.01)
+    cos = lambda a: float(a @ g / np.linalg.norm(a) / np.linalg.norm(g))  # noqa: E731
+    assert cos(np.asarray(THETA0 - res.theta)) > 0.9999 > 0.99 > cos(np.asarray(THETA0 - exact.theta))
+
+
+def test_fresh_curvature_takes_step_size_one_where_the_root_is_nan():
+    """rllab: sqrt(2 max_kl / (x . H x)) is NaN for a negative curvature estimate and the step
+    size becomes 1 (the loss here improves along any long step, so the full step is accepted)."""
+    neg = lambda v: -(F @ v)  # noqa: E731
+    loss = lambda t: G @ t - 100.0 * jnp.sum((t - THETA0) ** 2)  # noqa: E731
+    zero_kl = lambda t: 0.0 * jnp.sum(t)  # noqa: E731
+    x, _ = conjugate_gradient(lambda v: neg(v) + 1e-5 * v, G, 10)
+    assert float(x @ (neg(x) + 1e-5 * x)) < 0.0
+    res = trpo_step(loss, zero_kl, THETA0, fvp=neg, fresh_curvature=True)
+    assert bool(res.accepted) and int(res.backtracks) == 0
+    np.testing.assert_allclose(res.theta, THETA0 - x, rtol=1e-6)
+    plain = trpo_step(loss, zero_kl, THETA0, fvp=neg)  # a NaN step: rejected, parameters kept
+    assert not bool(plain.accepted)
+    np.testing.assert_array_equal(plain.theta, THETA0)
 
 
 @pytest.fixture(scope="module")
@@ -137,9 +187,30 @@ def test_maml_rl_trpo_step_improves_the_surrogate_inside_the_trust_region(point_
     np.testing.assert_allclose(float(out_loss), float(loss_new), rtol=1e-5, atol=1e-7)
 
 
+def test_maml_rl_finite_difference_trpo_is_a_kl_scaled_gradient_step(point_nav):
+    """``hvp="finite_difference"`` (Finn et al.'s code) off the init's kinks: the meta-step is
+    along the meta-gradient, improves the surrogate and keeps the KL within max_kl."""
+    learner, state, samples = _setup(point_nav, hvp="finite_difference")
+
+    @jax.jit
+    def check(state, samples):
+        flat0, loss, kl, _, _ = learner.trpo_problem(state, *samples)
+        new, _ = learner._trpo_update(state, *samples)
+        flat_new = ravel_pytree(new.params)[0]
+        return flat0, flat_new, jax.grad(loss)(flat0), kl(flat_new), loss(flat0), loss(flat_new)
+
+    flat0, flat_new, g, kl_new, loss0, loss_new = (np.asarray(a, np.float64) for a in check(state, samples))
+    step = flat0 - flat_new
+    assert np.linalg.norm(step) > 0 and step @ g / np.linalg.norm(step) / np.linalg.norm(g) > 0.9999
+    assert kl_new <= learner.config.max_kl * (1 + 1e-4) and loss_new < loss0
+
+
 def test_outer_step_options(point_nav):
     assert make_learner("maml-rl", point_nav).config.outer == "trpo"  # Finn et al.
     with pytest.raises(ConfigError, match="unknown outer step 'sgd'"):
         make_learner("maml-rl", point_nav, outer="sgd")
     with pytest.raises(ConfigError, match="max_kl > 0"):
         make_learner("maml-rl", point_nav, max_kl=0.0)
+    assert make_learner("maml-rl", point_nav).config.hvp == "exact"
+    with pytest.raises(ConfigError, match="unknown hvp 'perlmutter'.*exact, finite_difference"):
+        make_learner("maml-rl", point_nav, hvp="perlmutter")

@@ -77,3 +77,19 @@ def test_config_hash_ignores_data_paths_but_not_settings() -> None:
     assert config_hash(spec, "protonet", {"lr": 2e-3}, **base) != h
     assert config_hash(spec, "protonet", {"lr": 1e-3}, **{**base, "steps": 11}) != h
     assert config_hash(spec, "maml", {"lr": 1e-3}, **base) != h
+
+
+def test_options_added_later_stay_out_of_the_hash_at_their_default() -> None:
+    """``LearnerConfig.hash_omits_default``: MAML-RL's ``hvp`` (added after the published
+    point-nav runs) leaves the hash of the default configuration as it was (``2366e11e``,
+    the result files in leaderboard/results); any other value changes it."""
+    env = metabench.make("point-nav")
+    base = dict(steps=100, val_every=10, val_tasks=40)
+    default = metabench.make_learner("maml", env).config
+    assert "hvp" in default.to_dict() and "hvp" not in default.hash_dict()
+    assert config_hash(env.spec.to_dict(), "maml", default.hash_dict(), **base).startswith("2366e11e")
+    fd = metabench.make_learner("maml-rl", env, hvp="finite_difference").config
+    exact = metabench.make_learner("maml-rl", env).config
+    assert fd.hash_dict()["hvp"] == "finite_difference"
+    assert (config_hash(env.spec.to_dict(), "maml-rl", fd.hash_dict(), **base)
+            != config_hash(env.spec.to_dict(), "maml-rl", exact.hash_dict(), **base))

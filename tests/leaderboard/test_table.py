@@ -121,3 +121,38 @@ def test_line_plots_draw_the_best_runs_and_every_learners_best() -> None:
     assert shown_runs(records) == [*range(MAX_LINES), MAX_LINES + 3, len(ids) - 1]
     assert shown_runs(records[:2]) == [0, 1]
     assert shown_runs([]) == []
+
+
+def test_seed_table_summarises_configurations_with_two_or_more_seeds(records: Any, variant: Any, tmp_path: Path) -> None:
+    """Mean, sample sd, range and mean curve over the seeds of one configuration; single-seed ones get no row."""
+    import numpy as np
+
+    from metabench.leaderboard.seeds import seed_summaries
+
+    reg = records["regression"]
+    results = tmp_path / "results"
+    means = {0: 0.30, 1: 0.50, 2: 0.10}
+    for seed, mean in means.items():
+        write_result(variant(reg, learner="ridge-a", seed=seed, mean=mean), results)
+    write_result(variant(reg, learner="ridge-b", seed=0, mean=0.05), results)  # one seed: no summary
+    text = regenerate(tmp_path, plots=False).read_text()
+    assert "Over training seeds" in text
+    row = next(line for line in text.splitlines() if line.startswith("| ridge-a | `"))
+    sd = float(np.std(list(means.values()), ddof=1))
+    assert f"| 3 (0, 1, 2) | 0.3 ± {sd:.2g} | 0.1 .. 0.5 |" in row
+    assert not any(line.startswith("| ridge-b | `") for line in text.splitlines())
+
+    from metabench.leaderboard import read_results
+
+    (summary,) = seed_summaries(read_results(results))
+    assert summary.seeds == [0, 1, 2] and summary.learner == "ridge-a"
+    x, curve = summary.curve()  # every record has the same curve here: its mean is that curve
+    assert x == reg["curves"][0]["x"]
+    np.testing.assert_allclose(curve, reg["curves"][0]["mean"])
+
+
+def test_no_seed_table_without_repeated_configurations(records: Any, variant: Any, tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    write_result(variant(records["regression"], learner="ridge-a", seed=0), results)
+    write_result(variant(records["regression"], learner="ridge-b", seed=1), results)
+    assert "Over training seeds" not in regenerate(tmp_path, plots=False).read_text()
