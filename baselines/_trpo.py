@@ -58,10 +58,16 @@ class TRPOResult(NamedTuple):
 
 
 def conjugate_gradient(
-    matvec: Callable[[Flat], Flat], b: Flat, iters: int, tol: float = 1e-10
+    matvec: Callable[[Flat], Flat], b: Flat, iters: int, tol: float = 1e-10, early_exit: bool = False
 ) -> tuple[Flat, Flat]:
     """``(x, r)``: ``x ~ A^-1 b`` for symmetric positive-definite ``A`` given as ``matvec``
-    (rllab's ``cg``, from ``x = 0``) and its residual ``r = b - A x``."""
+    (rllab's ``cg``, from ``x = 0``) and its residual ``r = b - A x``.
+
+    rllab stops once ``r . r < tol``. ``early_exit=False`` runs all ``iters`` iterations as a
+    ``fori_loop`` whose iterations after that point are no-ops (the products are still
+    computed); ``True`` stops there (a ``while_loop``, at least one iteration, as rllab),
+    which saves the products where CG ends early (``finite_difference_hvp``: after one).
+    """
 
     def body(_: int, carry: tuple[Flat, Flat, Flat, jax.Array]) -> tuple[Flat, Flat, Flat, jax.Array]:
         x, r, p, rr = carry
@@ -76,7 +82,24 @@ def conjugate_gradient(
         p = jnp.where(active, r_new + beta * p, p)
         return x, jnp.where(active, r_new, r), p, jnp.where(active, rr_new, rr)
 
-    x, r, _, _ = jax.lax.fori_loop(0, iters, body, (jnp.zeros_like(b), b, b, b @ b))
+    start = (jnp.zeros_like(b), b, b, b @ b)
+    if not early_exit:
+        x, r, _, _ = jax.lax.fori_loop(0, iters, body, start)
+        return x, r
+
+    def step(carry: tuple[jax.Array, Flat, Flat, Flat, jax.Array]) -> tuple[jax.Array, Flat, Flat, Flat, jax.Array]:
+        i, x, r, p, rr = carry
+        ap = matvec(p)
+        alpha = rr / (p @ ap)
+        x, r_new = x + alpha * p, r - alpha * ap
+        rr_new = r_new @ r_new
+        return i + 1, x, r_new, r_new + rr_new / rr * p, rr_new
+
+    def more(carry: tuple[jax.Array, Flat, Flat, Flat, jax.Array]) -> jax.Array:
+        i, rr = carry[0], carry[-1]
+        return (i == 0) | ((i < iters) & (rr >= tol))
+
+    _, x, r, _, _ = jax.lax.while_loop(more, step, (jnp.zeros((), jnp.int32), *start))
     return x, r
 
 
@@ -108,7 +131,7 @@ def trpo_step(
     fresh_curvature: bool = False,
 ) -> TRPOResult:
     """One constrained step from ``theta0: float32[D]`` (module docstring; ``fresh_curvature``
-    for products that are not linear, as ``finite_difference_hvp``)."""
+    for products that are not linear, as ``finite_difference_hvp``: also stops CG as rllab does)."""
     loss0, g = jax.value_and_grad(loss)(theta0)
     if fvp is None:
         _, hvp = jax.linearize(jax.grad(kl), theta0)  # forward-over-reverse; primal computed once
@@ -118,7 +141,7 @@ def trpo_step(
     def damped(v: Flat) -> Flat:
         return hvp(v) + damping * v
 
-    x, r = conjugate_gradient(damped, g, cg_iters)
+    x, r = conjugate_gradient(damped, g, cg_iters, early_exit=fresh_curvature)
     if fresh_curvature:  # rllab: a new product, and step size 1 where the root is NaN
         size = jnp.sqrt(2.0 * max_kl * (1.0 / (x @ damped(x) + 1e-8)))
         step = jnp.where(jnp.isnan(size), 1.0, size) * x

@@ -25,6 +25,25 @@ def test_conjugate_gradient_solves_an_spd_system():
     np.testing.assert_allclose(x, np.linalg.solve(np.asarray(F, np.float64), np.asarray(G, np.float64)), rtol=1e-4)
 
 
+def test_conjugate_gradient_early_exit_stops_where_rllab_does():
+    """Same solution; with A = c I the residual vanishes after one iteration and the early-exit
+    loop makes one product where the fixed loop makes ``iters``."""
+    x, r = conjugate_gradient(lambda v: F @ v, G, iters=D, early_exit=True)
+    np.testing.assert_allclose(x, conjugate_gradient(lambda v: F @ v, G, iters=D)[0], rtol=1e-5, atol=1e-6)
+    calls = []
+
+    def scaled(v):
+        jax.debug.callback(lambda: calls.append(1))
+        return 1e-5 * v
+
+    for early, expect in ((True, 1), (False, 10)):
+        calls.clear()
+        x, r = jax.jit(lambda b, e=early: conjugate_gradient(scaled, b, 10, early_exit=e))(1e-2 * G)
+        jax.effects_barrier()
+        assert len(calls) == expect
+        np.testing.assert_allclose(x, 1e3 * G, rtol=1e-5)
+
+
 def test_full_step_reaches_the_trust_region_boundary_along_the_natural_gradient():
     """Linear loss; the Fisher F as ``fvp``: the step is -sqrt(2 max_kl / g F^-1 g) F^-1 g, where
     the quadratic model of the KL equals max_kl. The true KL here is 0.9 of that model, so
