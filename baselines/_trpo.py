@@ -21,7 +21,7 @@ eps v) - grad KL(theta_0 - eps v)) / (2 eps)`` with ``eps = 1e-8 / ||theta_0||``
 At that ``eps`` most parameters do not move at all (``eps v_j`` is below half their float32
 spacing unless ``|v|`` is large): for ``v`` the size of a gradient the product is
 quantisation noise or exactly 0, for the large ``x`` conjugate gradient ends with it
-approximates ``H x`` (``benchmarks/trpo_hvp.py`` measures both). Where it is 0 at the
+approximates ``H x`` (``benchmarks/diagnose_trpo_hvp.py`` measures both). Where it is 0 at the
 gradient (a trained policy, no parameter at exactly 0), conjugate gradient stops after one
 iteration at ``x = g / damping``, so the step is the *plain gradient* direction scaled to
 ``x . H x = 2 max_kl``, not the natural gradient. ``fresh_curvature=True`` reproduces how
