@@ -19,7 +19,10 @@ the post-update states, by conjugate gradient on Fisher-vector products and a
 backtracking line search (``metabench.baselines._trpo``; rllab's settings: 10 CG
 iterations, damping 1e-5, ratio 0.8, 15 backtracks; ``max_kl = 0.01`` as their meta step
 size). The Fisher-vector products differentiate through the inner update, as the gradient
-does. ``"ppo"``: the PPO clipped surrogate (Schulman et al. 2017) of the adapted policies,
+does. Finn et al.'s code multiplies by rllab's finite-difference product instead, which in
+float32 vanishes at gradient-sized vectors and turns the step into a KL-scaled plain
+gradient step on a trained policy (``hvp="finite_difference"`` reproduces it;
+``metabench.baselines._trpo``; measured in ``docs/results.md``). ``"ppo"``: the PPO clipped surrogate (Schulman et al. 2017) of the adapted policies,
 ``- mean_i sum_t mask_t min(rho_t A'_t, clip(rho_t, 1 - clip, 1 + clip) A'_t) / sum_t mask_t``
 with ``rho_t = pi_{theta'_i(theta)}(a_t | s_t) / pi_{theta'_i, old}(a_t | s_t)``, minimised
 with Adam (``meta_lr``) for ``outer_epochs`` epochs on the same samples. ``theta'_i(theta)``
