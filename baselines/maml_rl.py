@@ -22,7 +22,8 @@ size). The Fisher-vector products differentiate through the inner update, as the
 does. Finn et al.'s code multiplies by rllab's finite-difference product instead, which in
 float32 vanishes at gradient-sized vectors and turns the step into a KL-scaled plain
 gradient step on a trained policy (``hvp="finite_difference"`` reproduces it;
-``metabench.baselines._trpo``; measured in ``docs/results.md``). ``"ppo"``: the PPO clipped surrogate (Schulman et al. 2017) of the adapted policies,
+``metabench.baselines._trpo``; measured in ``docs/results.md``). ``"ppo"``: the PPO
+clipped surrogate (Schulman et al. 2017) of the adapted policies,
 ``- mean_i sum_t mask_t min(rho_t A'_t, clip(rho_t, 1 - clip, 1 + clip) A'_t) / sum_t mask_t``
 with ``rho_t = pi_{theta'_i(theta)}(a_t | s_t) / pi_{theta'_i, old}(a_t | s_t)``, minimised
 with Adam (``meta_lr``) for ``outer_epochs`` epochs on the same samples. ``theta'_i(theta)``
@@ -334,6 +335,9 @@ class MamlRL(Learner):
             raise ConfigError(f"maml-rl: unknown squash {c.squash!r}; choose one of {', '.join(SQUASHES)}")
         if c.hvp not in HVPS:
             raise ConfigError(f"maml-rl: unknown hvp {c.hvp!r}; choose one of {', '.join(HVPS)}")
+        if c.hvp != "exact" and c.outer != "trpo":
+            raise ConfigError(f"maml-rl: hvp={c.hvp!r} is TRPO's curvature product, but the outer step is "
+                              f"{c.outer!r}: set outer='trpo' too, or drop hvp")
         if not c.max_kl > 0.0 or c.cg_iters < 1:
             raise ConfigError(f"maml-rl: TRPO needs max_kl > 0 and cg_iters >= 1, got {c.max_kl} and {c.cg_iters}")
         if len(env.observation_space.shape) != 1 or len(env.action_space.shape) != 1:

@@ -233,3 +233,5 @@ def test_outer_step_options(point_nav):
     assert make_learner("maml-rl", point_nav).config.hvp == "exact"
     with pytest.raises(ConfigError, match="unknown hvp 'perlmutter'.*exact, finite_difference"):
         make_learner("maml-rl", point_nav, hvp="perlmutter")
+    with pytest.raises(ConfigError, match="TRPO's curvature product, but the outer step is 'ppo'"):
+        make_learner("maml-rl", point_nav, hvp="finite_difference", outer="ppo")
