@@ -65,8 +65,8 @@ def conjugate_gradient(
 
     rllab stops once ``r . r < tol``. ``early_exit=False`` runs all ``iters`` iterations as a
     ``fori_loop`` whose iterations after that point are no-ops (the products are still
-    computed); ``True`` stops there (a ``while_loop``, at least one iteration, as rllab),
-    which saves the products where CG ends early (``finite_difference_hvp``: after one).
+    computed); ``True`` stops there (a ``while_loop`` over the same iterations: the same
+    result), which saves the products where CG ends early (``finite_difference_hvp``: after one).
     """
 
     def body(_: int, carry: tuple[Flat, Flat, Flat, jax.Array]) -> tuple[Flat, Flat, Flat, jax.Array]:
@@ -86,21 +86,16 @@ def conjugate_gradient(
     if not early_exit:
         x, r, _, _ = jax.lax.fori_loop(0, iters, body, start)
         return x, r
-
-    def step(carry: tuple[jax.Array, Flat, Flat, Flat, jax.Array]) -> tuple[jax.Array, Flat, Flat, Flat, jax.Array]:
-        i, x, r, p, rr = carry
-        ap = matvec(p)
-        alpha = rr / (p @ ap)
-        x, r_new = x + alpha * p, r - alpha * ap
-        rr_new = r_new @ r_new
-        return i + 1, x, r_new, r_new + rr_new / rr * p, rr_new
-
-    def more(carry: tuple[jax.Array, Flat, Flat, Flat, jax.Array]) -> jax.Array:
-        i, rr = carry[0], carry[-1]
-        return (i == 0) | ((i < iters) & (rr >= tol))
-
-    _, x, r, _, _ = jax.lax.while_loop(more, step, (jnp.zeros((), jnp.int32), *start))
+    # the same iterations, stopping where the fixed loop's would turn into no-ops
+    _, x, r, _, _ = jax.lax.while_loop(lambda c: (c[0] < iters) & (c[-1] > tol),
+                                       lambda c: (c[0] + 1, *body(c[0], c[1:])),
+                                       (jnp.zeros((), jnp.int32), *start))
     return x, r
+
+
+def finite_difference_eps(theta0: Flat, base_eps: float = 1e-8) -> jax.Array:
+    """rllab's finite-difference step ``base_eps / (||theta0|| + 1e-8)`` in ``theta0``'s dtype."""
+    return (base_eps / (jnp.linalg.norm(theta0) + 1e-8)).astype(theta0.dtype)
 
 
 def finite_difference_hvp(grad_kl: Callable[[Flat], Flat], theta0: Flat, base_eps: float = 1e-8) -> Callable[[Flat], Flat]:
@@ -108,7 +103,7 @@ def finite_difference_hvp(grad_kl: Callable[[Flat], Flat], theta0: Flat, base_ep
     grad_kl(theta0 - eps v)) / (2 eps)``, ``eps = base_eps / (||theta0|| + 1e-8)``, all in
     ``theta0``'s dtype (float32: module docstring)."""
     dtype = theta0.dtype
-    eps = (base_eps / (jnp.linalg.norm(theta0) + 1e-8)).astype(dtype)
+    eps = finite_difference_eps(theta0, base_eps)
 
     def hvp(v: Flat) -> Flat:
         v = v.astype(dtype)
@@ -174,4 +169,4 @@ def trpo_step(
     )
 
 
-__all__ = ["TRPOResult", "conjugate_gradient", "finite_difference_hvp", "trpo_step"]
+__all__ = ["TRPOResult", "conjugate_gradient", "finite_difference_eps", "finite_difference_hvp", "trpo_step"]

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import metabench
-from metabench.baselines._trpo import finite_difference_hvp, trpo_step
+from metabench.baselines._trpo import finite_difference_eps, finite_difference_hvp, trpo_step
 from metabench.cli import parse_assignments
 from metabench.harness.checkpoint import load_checkpoint
 
@@ -68,14 +68,13 @@ def main() -> None:
     g = jax.jit(jax.grad(loss))(flat0)
     fd = jax.jit(finite_difference_hvp(jax.grad(kl), flat0))
     fvp = jax.jit(fvp)
-    eps = 1e-8 / (float(jnp.linalg.norm(flat0)) + 1e-8)
-    damping = 1e-5
+    eps = finite_difference_eps(flat0)
+    damping = 1e-5  # trpo_step's default (rllab's reg_coeff)
     print(f"{args.env}, {'final state of ' + args.out if args.out else 'initialisation'}: "
           f"||theta|| {float(jnp.linalg.norm(flat0)):.3f}, ||g|| {float(jnp.linalg.norm(g)):.3g}, "
-          f"{flat0.size} parameters, eps {eps:.3g}")
+          f"{flat0.size} parameters, eps {float(eps):.3g}")
     for name, v in (("g", g), ("g / damping", g / damping)):
-        e = jnp.float32(eps)
-        moved = int(jnp.sum((flat0 + e * v) != flat0))
+        moved = int(jnp.sum((flat0 + eps * v) != flat0))
         ex, fdv = fvp(v), fd(v)
         print(f"  v = {name:12s}: parameters moved {moved:6d}; |F v| {float(jnp.linalg.norm(ex)):.4g}, "
               f"|FD v| {float(jnp.linalg.norm(fdv)):.4g}, cos {_cos(ex, fdv):+.4f}")

@@ -30,6 +30,7 @@ def test_conjugate_gradient_early_exit_stops_where_rllab_does():
     loop makes one product where the fixed loop makes ``iters``."""
     x, r = conjugate_gradient(lambda v: F @ v, G, iters=D, early_exit=True)
     np.testing.assert_allclose(x, conjugate_gradient(lambda v: F @ v, G, iters=D)[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(r, G - F @ x, atol=1e-5)
     calls = []
 
     def scaled(v):
