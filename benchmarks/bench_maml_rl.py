@@ -26,14 +26,7 @@ import metabench
 import metabench.baselines  # noqa: F401
 from metabench.harness import eval_key, run
 from metabench.harness.atomic import atomic_write_text
-
-#: Finn et al. 2017 (Fig. 5 / their text) returns before and after 1, 2, 3 steps where published.
-PUBLISHED = {
-    "point-nav": {"maml": [-40.4, -11.7, -3.3, -3.2]},
-    "halfcheetah-vel": {"maml": [-129.5, -78.6, -66.6, -60.8]},
-    "halfcheetah-dir": {"maml_0_and_1": [-50.7, 293.2]},
-    "ant-dir": {"maml_0_and_1": [8.7, 499.2]},
-}
+from metabench.leaderboard.published import PUBLISHED_RL
 
 
 def solved_rates(result: Any, env: Any) -> list[float]:
@@ -73,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             "result_file": str(result.path), "return_mean": curve["mean"], "return_ci95": curve["ci95"],
             "n_tasks": rec["metrics"][0]["n_tasks"], "train_wall_s": rec["train"]["wall_time_s"],
             "eval_wall_s": rec["eval"]["wall_time_s"], "total_wall_s": wall,
-            "config": rec["learner"]["config"], "published": PUBLISHED.get(env_id.split("-v")[0]),
+            "config": rec["learner"]["config"], "published": PUBLISHED_RL.get(env_id.split("-v")[0]),
         }
         if env_id.startswith("nav2d"):
             entry["solved_rate"] = solved_rates(result, env)
