@@ -39,13 +39,23 @@ from metabench.harness.evaluate import eval_key
 from metabench.rollout import rollout
 
 
+def best_state(learner: Any, path: str) -> Any:
+    """The best-validation state stored in checkpoint ``path`` (the one the harness tested)."""
+    state = learner.init(jax.random.key(0))
+    trees, _ = load_checkpoint(path, {"state": state, "best": state})
+    return trees["best"]
+
+
 def load_best(learner: Any, out: str, env_id: str) -> Any:
     paths = glob.glob(f"{out}/runs/{env_id}*/checkpoint.npz")
     if len(paths) != 1:
         raise SystemExit(f"expected one checkpoint under {out}/runs/{env_id}*/, found {paths}")
-    state = learner.init(jax.random.key(0))
-    trees, _ = load_checkpoint(paths[0], {"state": state, "best": state})
-    return trees["best"]
+    return best_state(learner, paths[0])
+
+
+def finn_goal_array() -> np.ndarray:
+    """Finn et al.'s 40 point-nav test goals: ``np.random.seed(1); np.random.uniform(-0.5, 0.5, (40, 2))``."""
+    return np.random.RandomState(1).uniform(-0.5, 0.5, size=(40, 2)).astype(np.float32)
 
 
 def per_step_table(learner: Any, state: Any, tasks: Any, keys: jax.Array, nav2d: bool) -> np.ndarray:
@@ -118,8 +128,7 @@ def nav2d_mean_field(learner: Any, env: Any, state: Any, tasks: Any) -> None:
 
 
 def finn_goals(learner: Any, state: Any, tasks: Any) -> None:
-    legacy = np.random.RandomState(1)  # == np.random.seed(1) + np.random.uniform, as their script
-    goals = legacy.uniform(-0.5, 0.5, size=(40, 2)).astype(np.float32)
+    goals = finn_goal_array()
     curve = jax.jit(jax.vmap(learner.eval_curve, in_axes=(None, 0, 0)))
     keys = jax.random.split(jax.random.key(7), 40)
     for name, gs in (("Finn et al.'s 40 test goals", goals), ("their committed script's goals[6]", np.repeat(goals[6:7], 40, 0))):

@@ -10,8 +10,9 @@ run``; each ``runs/ENV*/checkpoint.npz`` under it is one trained seed (its best-
 state, the one the harness tested). The script
 
 1. evaluates every seed's state on a fixed pool of ``--pool`` fresh tasks of the test
-   distribution (``env.sample_tasks`` from a fixed key; the harness's ``eval_curve``, so
-   the same adaptation protocol as a run), giving per-task curves ``[seeds, pool, S+1]``;
+   distribution (``env.sample_tasks`` from a fixed key) by the harness's evaluation
+   (``Evaluator.curves_of``: the adaptation protocol of a run), giving per-task curves
+   ``[seeds, pool, S+1]``;
 2. simulates ``--draws`` published-style results: a seed drawn uniformly, ``--tasks`` tasks
    drawn from the pool without replacement, their mean curve;
 3. prints, per adaptation step, the 2.5 / 50 / 97.5 % quantiles of that distribution and
@@ -37,11 +38,13 @@ from typing import Any
 import jax
 import numpy as np
 
+from diagnose_rl_adaptation import best_state, finn_goal_array
+
 import metabench
 import metabench.baselines  # noqa: F401
 from metabench.cli import parse_assignments
+from metabench.harness import Evaluator
 from metabench.harness.atomic import atomic_write_text
-from metabench.harness.checkpoint import load_checkpoint
 from metabench.harness.provenance import code_version, host_info, package_versions
 from metabench.leaderboard.published import PUBLISHED_RL
 
@@ -51,34 +54,25 @@ POOL_KEY = 20261130  # the fresh task pool: env.sample_tasks(key(POOL_KEY), pool
 def checkpoints(outs: list[str], env_id: str) -> list[str]:
     paths = sorted(p for out in outs for p in glob.glob(f"{out}/runs/{env_id}*/checkpoint.npz"))
     if not paths:
-        raise SystemExit(f"no checkpoint under {outs}/runs/{env_id}*/: pass the --out of metabench run")
+        raise SystemExit(f"no RUN_OUT/runs/{env_id}*/checkpoint.npz for RUN_OUT in {', '.join(outs)}: "
+                         "pass the --out directories of metabench run")
     return paths
 
 
-def best_state(learner: Any, path: str) -> Any:
-    state = learner.init(jax.random.key(0))
-    trees, _ = load_checkpoint(path, {"state": state, "best": state})
-    return trees["best"]
+def simulate(curves: np.ndarray, n_tasks: int, draws: int, rng: np.random.Generator, block: int = 10_000) -> np.ndarray:
+    """``[draws, S+1]`` mean curves of one random seed on ``n_tasks`` random pool tasks.
 
-
-def per_task_curves(learner: Any, state: Any, tasks: Any, keys: jax.Array, chunk: int = 50) -> np.ndarray:
-    """``float32[N, S+1]``: the harness's ``eval_curve`` per task, ``chunk`` tasks per call."""
-    fn = jax.jit(jax.vmap(learner.eval_curve, in_axes=(None, 0, 0)))
-    n = int(keys.shape[0])
-    out = []
-    for i in range(0, n, chunk):
-        part = jax.tree_util.tree_map(lambda x: x[i:i + chunk], tasks)
-        out.append(np.asarray(fn(state, part, keys[i:i + chunk])))
-    return np.concatenate(out)
-
-
-def simulate(curves: np.ndarray, n_tasks: int, draws: int, rng: np.random.Generator) -> np.ndarray:
-    """``[draws, S+1]`` mean curves of one random seed on ``n_tasks`` random pool tasks."""
+    Each draw's ``n_tasks`` distinct pool indices are the first of an argsort of uniforms,
+    ``block`` draws at a time (the same stream of numbers as one ``[draws, pool]`` array).
+    """
     n_seeds, pool, _ = curves.shape
     seeds = rng.integers(0, n_seeds, size=draws)
-    # n_tasks distinct pool indices per draw: argsort of uniforms, first n_tasks
-    idx = np.argsort(rng.random((draws, pool)), axis=1)[:, :n_tasks]
-    return curves[seeds[:, None], idx].mean(axis=1)
+    out = []
+    for start in range(0, draws, block):
+        rows = min(block, draws - start)
+        idx = np.argsort(rng.random((rows, pool)), axis=1)[:, :n_tasks]
+        out.append(curves[seeds[start:start + rows, None], idx].mean(axis=1))
+    return np.concatenate(out)
 
 
 def share_at_least(sim: np.ndarray, ref: list[float]) -> tuple[list[float], float]:
@@ -87,11 +81,6 @@ def share_at_least(sim: np.ndarray, ref: list[float]) -> tuple[list[float], floa
     k = len(ref_a)
     ge = sim[:, :k] >= ref_a
     return [float(x) for x in ge.mean(0)], float(ge[:, 1:].all(1).mean())
-
-
-def finn_goals() -> np.ndarray:
-    legacy = np.random.RandomState(1)  # == np.random.seed(1) + np.random.uniform in their script
-    return legacy.uniform(-0.5, 0.5, size=(40, 2)).astype(np.float32)
 
 
 def report(name: str, sim: np.ndarray, ref: list[float] | None) -> dict[str, Any]:
@@ -147,6 +136,9 @@ def main() -> None:
     ap.add_argument("--json")
     ap.add_argument("--plot")
     args = ap.parse_args()
+    if not 0 < args.tasks <= args.pool or args.draws < 1:
+        ap.error(f"need 0 < --tasks <= --pool and --draws >= 1; got tasks {args.tasks}, pool {args.pool}, "
+                 f"draws {args.draws}")
 
     env = metabench.make(args.env)
     learner = metabench.make_learner(args.learner, env, **parse_assignments(args.set, "--set", literal=False))
@@ -156,19 +148,20 @@ def main() -> None:
     pool_keys = jax.random.split(jax.random.fold_in(jax.random.key(POOL_KEY), 1), args.pool)
     point_nav = args.env.startswith("point-nav")
     if point_nav:
-        finn = type(pool)(goal=jax.numpy.asarray(finn_goals()))
+        finn = type(pool)(goal=jax.numpy.asarray(finn_goal_array()))
         finn_keys = jax.random.split(jax.random.key(7), 40)  # as diagnose_rl_adaptation.py --finn-goals
 
+    evaluator = Evaluator(learner, env)  # the harness's evaluation path, 50 tasks per call
     t0 = time.perf_counter()
     curves, finn_curves, seeds = [], [], []
     for p in paths:
         state = best_state(learner, p)
-        c = per_task_curves(learner, state, pool, pool_keys)
+        c = evaluator.curves_of(state, pool, pool_keys)
         curves.append(c)
         seeds.append(p.split("__s")[-1].split("/")[0])
         line = f"{p}: pool mean " + " / ".join(f"{x:.2f}" for x in c.mean(0))
         if point_nav:
-            f = per_task_curves(learner, state, finn, finn_keys)
+            f = evaluator.curves_of(state, finn, finn_keys)
             finn_curves.append(f.mean(0))
             line += "   Finn et al.'s 40 goals " + " / ".join(f"{x:.2f}" for x in f.mean(0))
         print(line, flush=True)

@@ -62,12 +62,22 @@ class Evaluator:
         n = total if n_tasks is None else n_tasks
         if not 0 < n <= total:
             raise ConfigError(f"{self.env.spec.id}: cannot evaluate on {n} tasks; the {split} set has {total}")
-        keys = jax.random.split(eval_key(self.env, split), total)
+        keys = jax.random.split(eval_key(self.env, split), total)[:n]
+        return self._in_batches(state, keys, lambda start, stop: self.env.eval_tasks(split, start, stop))
+
+    def curves_of(self, state: Any, tasks: Any, keys: jax.Array) -> np.ndarray:
+        """Per-task curves ``float32[N, S]`` on given ``tasks`` (batched, leading axis ``N``) with ``keys[N]``.
+
+        For tasks outside the frozen sets (a larger pool, another paper's test tasks); the
+        same batches and code path as ``curves``.
+        """
+        return self._in_batches(state, keys, lambda start, stop: jax.tree_util.tree_map(lambda x: x[start:stop], tasks))
+
+    def _in_batches(self, state: Any, keys: jax.Array, tasks_of: Callable[[int, int], Any]) -> np.ndarray:
         out = []
-        for start in range(0, n, self.batch_size):
-            stop = min(start + self.batch_size, n)
-            tasks = self.env.eval_tasks(split, start, stop)
-            out.append(np.asarray(jax.device_get(self._fn(state, tasks, keys[start:stop]))))
+        for start in range(0, int(keys.shape[0]), self.batch_size):
+            stop = min(start + self.batch_size, int(keys.shape[0]))
+            out.append(np.asarray(jax.device_get(self._fn(state, tasks_of(start, stop), keys[start:stop]))))
         curves = np.concatenate(out, axis=0)
         if curves.ndim != 2:
             raise ConfigError(

@@ -52,6 +52,19 @@ def test_evaluating_a_prefix_gives_the_prefix(tiny: Any, sine_env: Any) -> None:
         Evaluator(learner, sine_env).curves(state, "test", 41)
 
 
+def test_curves_of_given_tasks_match_the_frozen_split(sine_env: Any) -> None:
+    """``curves_of`` on the frozen tasks with the split's keys gives ``curves``; other keys other values."""
+    learner = metabench.make_learner("tiny-ridge", sine_env)
+    state = learner.init(jax.random.key(0))
+    ev = Evaluator(learner, sine_env, batch_size=7)
+    keys = jax.random.split(eval_key(sine_env, "test"), 40)
+    given = ev.curves_of(state, sine_env.eval_tasks("test"), keys)
+    np.testing.assert_array_equal(given, ev.curves(state, "test"))
+    pool = sine_env.sample_tasks(jax.random.key(3), 12, "test")
+    other = ev.curves_of(state, pool, jax.random.split(jax.random.key(4), 12))
+    assert other.shape == (12, 2) and not np.allclose(other, given[:12])
+
+
 def test_per_task_evaluation_equals_vmapped_evaluation() -> None:
     """MAML on images evaluates one task per call (``eval_per_task``); the values are the vmapped ones."""
     from metabench.baselines._synthetic import synthetic_env
