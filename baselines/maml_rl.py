@@ -14,11 +14,11 @@ For each task ``T_i`` of a meta-batch (Algorithm 3):
 
 Outer step (``outer``): ``"trpo"`` -- Finn et al.'s choice -- maximises the likelihood-ratio
 surrogate of the *adapted* policies, ``mean_i sum_t mask_t rho_t A'_t / sum_t mask_t``,
-subject to ``mean_i KL(pi_{theta'_i, old} || pi_{theta'_i(theta)}) <= max_kl`` averaged over
-the post-update states, by conjugate gradient on Fisher-vector products and a
-backtracking line search (``metabench.baselines._trpo``; rllab's settings: 10 CG
-iterations, damping 1e-5, ratio 0.8, 15 backtracks; ``max_kl = 0.01`` as their meta step
-size). The Fisher-vector products differentiate through the inner update, as the gradient
+subject to ``KL(pi_{theta'_i, old} || pi_{theta'_i(theta)}) <= max_kl`` averaged over the
+post-update states of all tasks pooled (their ``reduce_mean(concat(kls))``; ``kl_weighting``),
+by conjugate gradient on Fisher-vector products and a backtracking line search
+(``metabench.baselines._trpo``; rllab's settings: 10 CG iterations, damping 1e-5, ratio 0.8,
+15 backtracks; ``max_kl = 0.01`` as their meta step size). The Fisher-vector products differentiate through the inner update, as the gradient
 does. Finn et al.'s code multiplies by rllab's finite-difference product instead, which in
 float32 vanishes at gradient-sized vectors and turns the step into a KL-scaled plain
 gradient step on a trained policy (``hvp="finite_difference"`` reproduces it;
@@ -159,6 +159,7 @@ OUTER_STEPS = ("trpo", "ppo")
 SQUASHES = ("clip", "tanh", "displacement")
 #: TRPO curvature products (``Config.hvp``)
 HVPS = ("exact", "finite_difference")
+KL_WEIGHTINGS = ("task", "pooled")
 
 
 def _gauss_kl(mu0: jax.Array, log_std0: jax.Array, mu1: jax.Array, log_std1: jax.Array) -> jax.Array:
@@ -204,6 +205,11 @@ class MamlRL(Learner):
         outer: ``"trpo"`` (Finn et al.) or ``"ppo"`` (module docstring); ``None``: the env's default
             (``"ppo"`` on Nav2d, ``"trpo"`` elsewhere).
         max_kl, cg_iters: TRPO's trust region (mean KL of the adapted policies) and CG iterations.
+        kl_weighting: how that mean weighs the post-update steps (``None``: ``"pooled"`` with
+            the TRPO outer step, unused by PPO): ``"pooled"`` (one mean over the valid steps of all tasks together, as Finn et al.'s ``MAMLNPO``
+            does with ``reduce_mean(concat(kls))``, so a task whose episodes end early weighs
+            less) or ``"task"`` (each task's masked mean over its steps, then the mean over
+            tasks; the default before 2026-11-30, configuration ``2366e11e`` on point-nav).
         hvp: TRPO's curvature product: ``"exact"`` (the Fisher-vector product ``J^T M J v``,
             i.e. the Hessian of the KL at the old parameters) or ``"finite_difference"``
             (Finn et al.'s code: rllab's ``FiniteDifferenceHvp`` in float32, which on a trained
@@ -253,6 +259,7 @@ class MamlRL(Learner):
         max_kl: float = 0.01
         cg_iters: int = 10
         hvp: str = "exact"
+        kl_weighting: str | None = None
         meta_lr: float | None = None
         outer_epochs: int = 5
         clip: float = 0.3
@@ -270,8 +277,9 @@ class MamlRL(Learner):
         normalize_actions: bool = True
         squash: str | None = None
 
-        #: ``hvp`` came after the published results; at its default it stays out of their hash
-        hash_omits_default: ClassVar[frozenset[str]] = frozenset({"hvp"})
+        #: ``hvp`` and ``kl_weighting`` came after the published results; at their defaults they
+        #: stay out of their hash (TRPO resolves ``kl_weighting`` to ``"pooled"``, which is hashed)
+        hash_omits_default: ClassVar[frozenset[str]] = frozenset({"hvp", "kl_weighting"})
 
     def __init__(self, env: Any, config: Config, mesh: jax.sharding.Mesh | None = None):
         super().__init__(env, config, mesh)
@@ -289,6 +297,8 @@ class MamlRL(Learner):
             hidden=_as_sizes(fam.get("hidden", (100, 100)) if config.hidden is None else config.hidden),
             eval_batch_steps=fam.get("eval_batch_steps", 0) if config.eval_batch_steps is None else config.eval_batch_steps,
         )
+        if c.outer == "trpo" and c.kl_weighting is None:  # Finn et al.'s MAMLNPO
+            c = dataclasses.replace(c, kl_weighting="pooled")
         if c.eval_inner_lr is None:  # the family's only when no training step size was set by hand
             own = config.inner_lr is not None
             c = dataclasses.replace(c, eval_inner_lr=c.inner_lr if own else fam.get("eval_inner_lr", c.inner_lr))
@@ -333,6 +343,11 @@ class MamlRL(Learner):
             raise ConfigError(f"maml-rl: unknown outer step {c.outer!r}; choose one of {', '.join(OUTER_STEPS)}")
         if c.squash not in SQUASHES:
             raise ConfigError(f"maml-rl: unknown squash {c.squash!r}; choose one of {', '.join(SQUASHES)}")
+        if c.kl_weighting is not None and c.kl_weighting not in KL_WEIGHTINGS:
+            raise ConfigError(f"maml-rl: unknown kl_weighting {c.kl_weighting!r}; choose one of {', '.join(KL_WEIGHTINGS)}")
+        if c.kl_weighting is not None and c.outer != "trpo":
+            raise ConfigError(f"maml-rl: kl_weighting={c.kl_weighting!r} weighs TRPO's trust region, but the outer "
+                              f"step is {c.outer!r}: use --set outer=trpo, or drop kl_weighting")
         if c.hvp not in HVPS:
             raise ConfigError(f"maml-rl: unknown hvp {c.hvp!r}; choose one of {', '.join(HVPS)}")
         if c.hvp != "exact" and c.outer != "trpo":
@@ -476,7 +491,8 @@ class MamlRL(Learner):
         """``(theta_0, loss, kl, fvp, unravel)`` of the TRPO meta-step on flat parameters.
 
         loss: minus the likelihood-ratio surrogate of the adapted policies (mean over tasks of the
-        masked mean over steps); kl: mean KL(old adapted || new adapted) over the same steps;
+        masked mean over steps); kl: mean KL(old adapted || new adapted) over the same steps,
+        weighted per ``kl_weighting``;
         fvp: its Hessian at theta_0 times a vector, as J^T M J v through the adapted policies'
         outputs (M: 1 / var on the means, 2 on the log-stds, no cross terms -- the Hessian of
         the Gaussian KL in its outputs at theta_0, where it equals the Hessian of ``kl``).
@@ -500,12 +516,18 @@ class MamlRL(Learner):
             ratio = jnp.exp(jax.vmap(log_prob)(adapted(flat), post.obs, post.actions) - old_logp)
             return -jnp.mean(jnp.sum(mask * ratio * adv, (1, 2)) / denom)
 
+        pooled = self.config.kl_weighting == "pooled"
+
         def kl(flat: jax.Array) -> jax.Array:
             mu, ls = outputs(flat)
             k = _gauss_kl(old_mu, old_ls[:, None, None, :], mu, ls[:, None, None, :])
-            return jnp.mean(jnp.sum(mask * k, (1, 2)) / denom)
+            if pooled:  # one mean over all tasks' valid steps
+                return jnp.sum(mask * k) / jnp.maximum(mask.sum(), 1.0)
+            return jnp.mean(jnp.sum(mask * k, (1, 2)) / denom)  # each task's mean, then their mean
 
-        w = mask / denom[:, None, None] / mask.shape[0]  # each step's weight in ``kl``
+        # each step's weight in ``kl``
+        w = mask / jnp.maximum(mask.sum(), 1.0) if pooled else mask / denom[:, None, None] / mask.shape[0]
+
         inv_var = jnp.exp(-2.0 * old_ls)[:, None, None, :]
 
         def fvp(v: jax.Array) -> jax.Array:

@@ -163,11 +163,21 @@ def _setup(point_nav, **kw):
     return learner, state, collect(state, tasks, jax.random.split(jax.random.key(2), 2))
 
 
-@pytest.mark.parametrize("first_order", [False, True])
-def test_maml_rl_fisher_vector_product_is_the_hessian_of_the_kl(point_nav, first_order):
+def _uneven(samples):
+    """The samples with task 0's post-update episodes cut to 4 of 10 steps (as if they reached
+    the goal early), so the two ``kl_weighting``s weigh the tasks differently."""
+    pre, post, old, adv = samples
+    mask = post.mask.at[0, :, 4:].set(0.0)
+    return pre, post._replace(mask=mask), old, adv * mask
+
+
+@pytest.mark.parametrize("first_order,kl_weighting", [(False, "task"), (True, "task"), (False, "pooled")])
+def test_maml_rl_fisher_vector_product_is_the_hessian_of_the_kl(point_nav, first_order, kl_weighting):
     """The Gauss-Newton product J^T M J v equals the exact Hessian-vector product of the mean
-    KL of the adapted policies at theta_0, through the inner step (second order) or not."""
-    learner, state, samples = _setup(point_nav, first_order=first_order)
+    KL of the adapted policies at theta_0, through the inner step (second order) or not, with
+    either weighting of the steps in that mean."""
+    learner, state, samples = _setup(point_nav, first_order=first_order, kl_weighting=kl_weighting)
+    samples = _uneven(samples)
 
     @jax.jit
     def products(state, samples, vs):
@@ -183,6 +193,34 @@ def test_maml_rl_fisher_vector_product_is_the_hessian_of_the_kl(point_nav, first
         a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
         assert np.linalg.norm(a - b) <= 2e-3 * np.linalg.norm(b), (np.linalg.norm(a - b), np.linalg.norm(b))
     assert np.all(np.isfinite(np.asarray(g)))
+
+
+def test_maml_rl_pooled_kl_weighs_every_valid_step_alike(point_nav):
+    """``kl_weighting="pooled"`` (Finn et al.'s ``reduce_mean(concat(kls))``) is the mean KL over
+    all tasks' valid steps, i.e. the per-task means weighted by the tasks' step counts;
+    ``"task"`` is the plain mean of the per-task means. With even masks the two agree."""
+    task, state, samples = _setup(point_nav, kl_weighting="task")
+    pooled = make_learner("maml-rl", point_nav, meta_batch=2, episodes=3, horizon=10, hidden=(8,))
+    v = jax.random.normal(jax.random.key(6), ravel_pytree(state.params)[0].shape)
+
+    def kl_at(learner, samples):
+        flat0, _, kl, _, _ = learner.trpo_problem(state, *samples)
+        return float(kl(flat0 + 0.05 * v))
+
+    def per_task(samples):  # each task alone (meta-batch of one) under "task" weighting
+        return [kl_at(task, jax.tree_util.tree_map(lambda x, i=i: x[i:i + 1], samples)) for i in range(2)]
+
+    pre, post, old, adv = samples
+    even_mask = jnp.zeros_like(post.mask).at[:, :, :6].set(1.0)  # 3 x 6 steps in each task
+    even = (pre, post._replace(mask=even_mask), old, adv * even_mask)
+    np.testing.assert_allclose(kl_at(pooled, even), kl_at(task, even), rtol=1e-5)
+    uneven = _uneven(samples)
+    k0, k1 = per_task(uneven)
+    n0, n1 = (float(uneven[1].mask[i].sum()) for i in range(2))
+    assert n0 < n1
+    np.testing.assert_allclose(kl_at(task, uneven), (k0 + k1) / 2, rtol=1e-5)
+    np.testing.assert_allclose(kl_at(pooled, uneven), (n0 * k0 + n1 * k1) / (n0 + n1), rtol=1e-5)
+    assert abs(kl_at(pooled, uneven) - kl_at(task, uneven)) > 1e-3 * kl_at(task, uneven)
 
 
 def test_maml_rl_trpo_step_improves_the_surrogate_inside_the_trust_region(point_nav):
@@ -236,3 +274,8 @@ def test_outer_step_options(point_nav):
         make_learner("maml-rl", point_nav, hvp="perlmutter")
     with pytest.raises(ConfigError, match="TRPO's curvature product, but the outer step is 'ppo'"):
         make_learner("maml-rl", point_nav, hvp="finite_difference", outer="ppo")
+    assert make_learner("maml-rl", point_nav).config.kl_weighting == "pooled"  # Finn et al.
+    with pytest.raises(ConfigError, match="unknown kl_weighting 'sum'.*task, pooled"):
+        make_learner("maml-rl", point_nav, kl_weighting="sum")
+    with pytest.raises(ConfigError, match="weighs TRPO's trust region, but the outer step is 'ppo'"):
+        make_learner("maml-rl", point_nav, kl_weighting="pooled", outer="ppo")

@@ -93,16 +93,25 @@ def test_config_hash_ignores_data_paths_but_not_settings() -> None:
 
 
 def test_options_added_later_stay_out_of_the_hash_at_their_default() -> None:
-    """``LearnerConfig.hash_omits_default``: MAML-RL's ``hvp`` (added after the published
-    point-nav runs) leaves the hash of the default configuration as it was (``2366e11e``,
-    the result files in leaderboard/results); any other value changes it."""
+    """``LearnerConfig.hash_omits_default``: MAML-RL's ``hvp`` and ``kl_weighting`` (added after
+    the first published runs) stay out of the hash at their defaults, so configurations they do
+    not touch keep their hashes (Nav2d's PPO ignores ``kl_weighting``); any other value changes
+    it. TRPO resolves ``kl_weighting`` to Finn et al.'s ``"pooled"``, which is hashed: the
+    point-nav default is ``d233bc0e`` since then, and the earlier per-task weighting
+    (``2366e11e``) is ``kl_weighting="task"`` under a hash of its own."""
     env = metabench.make("point-nav")
     base = dict(steps=100, val_every=10, val_tasks=40)
     default = metabench.make_learner("maml", env).config
     assert "hvp" in default.to_dict() and "hvp" not in default.hash_dict()
-    assert config_hash(env.spec.to_dict(), "maml", default.hash_dict(), **base).startswith("2366e11e")
+    assert default.hash_dict()["kl_weighting"] == "pooled"
+    assert config_hash(env.spec.to_dict(), "maml", default.hash_dict(), **base).startswith("d233bc0e")
+    task = metabench.make_learner("maml-rl", env, kl_weighting="task").config
+    assert task.hash_dict()["kl_weighting"] == "task"
+    nav = metabench.make_learner("maml", metabench.make("nav2d-easy")).config
+    assert nav.outer == "ppo" and nav.kl_weighting is None and "kl_weighting" not in nav.hash_dict()
     fd = metabench.make_learner("maml-rl", env, hvp="finite_difference").config
     exact = metabench.make_learner("maml-rl", env).config
     assert fd.hash_dict()["hvp"] == "finite_difference"
-    assert (config_hash(env.spec.to_dict(), "maml-rl", fd.hash_dict(), **base)
-            != config_hash(env.spec.to_dict(), "maml-rl", exact.hash_dict(), **base))
+    for other in (fd, task):
+        assert (config_hash(env.spec.to_dict(), "maml-rl", other.hash_dict(), **base)
+                != config_hash(env.spec.to_dict(), "maml-rl", exact.hash_dict(), **base))
