@@ -18,11 +18,12 @@ subject to ``KL(pi_{theta'_i, old} || pi_{theta'_i(theta)}) <= max_kl`` averaged
 post-update states of all tasks pooled (their ``reduce_mean(concat(kls))``; ``kl_weighting``),
 by conjugate gradient on Fisher-vector products and a backtracking line search
 (``metabench.baselines._trpo``; rllab's settings: 10 CG iterations, damping 1e-5, ratio 0.8,
-15 backtracks; ``max_kl = 0.01`` as their meta step size). The Fisher-vector products differentiate through the inner update, as the gradient
-does. Finn et al.'s code multiplies by rllab's finite-difference product instead, which in
-float32 vanishes at gradient-sized vectors and turns the step into a KL-scaled plain
-gradient step on a trained policy (``hvp="finite_difference"`` reproduces it;
-``metabench.baselines._trpo``; measured in ``docs/results.md``). ``"ppo"``: the PPO
+15 backtracks; ``max_kl = 0.01`` as their meta step size). The Fisher-vector products
+differentiate through the inner update, as the gradient does. Finn et al.'s code multiplies
+by rllab's finite-difference product instead, which in float32 vanishes at gradient-sized
+vectors and turns the step into a KL-scaled plain gradient step on a trained policy
+(``hvp="finite_difference"`` reproduces it; ``metabench.baselines._trpo``; measured in
+``docs/results.md``). ``"ppo"``: the PPO
 clipped surrogate (Schulman et al. 2017) of the adapted policies,
 ``- mean_i sum_t mask_t min(rho_t A'_t, clip(rho_t, 1 - clip, 1 + clip) A'_t) / sum_t mask_t``
 with ``rho_t = pi_{theta'_i(theta)}(a_t | s_t) / pi_{theta'_i, old}(a_t | s_t)``, minimised
@@ -159,6 +160,7 @@ OUTER_STEPS = ("trpo", "ppo")
 SQUASHES = ("clip", "tanh", "displacement")
 #: TRPO curvature products (``Config.hvp``)
 HVPS = ("exact", "finite_difference")
+#: how TRPO's mean KL weighs the post-update steps (``Config.kl_weighting``)
 KL_WEIGHTINGS = ("task", "pooled")
 
 
@@ -206,10 +208,10 @@ class MamlRL(Learner):
             (``"ppo"`` on Nav2d, ``"trpo"`` elsewhere).
         max_kl, cg_iters: TRPO's trust region (mean KL of the adapted policies) and CG iterations.
         kl_weighting: how that mean weighs the post-update steps (``None``: ``"pooled"`` with
-            the TRPO outer step, unused by PPO): ``"pooled"`` (one mean over the valid steps of all tasks together, as Finn et al.'s ``MAMLNPO``
-            does with ``reduce_mean(concat(kls))``, so a task whose episodes end early weighs
-            less) or ``"task"`` (each task's masked mean over its steps, then the mean over
-            tasks; the default before 2026-11-30, configuration ``2366e11e`` on point-nav).
+            the TRPO outer step, unused by PPO): ``"pooled"`` (one mean over the valid steps of
+            all tasks together, as Finn et al.'s ``MAMLNPO`` does with ``reduce_mean(concat(kls))``,
+            so a task whose episodes end early weighs less) or ``"task"`` (each task's masked
+            mean over its steps, then the mean over tasks; the default before 2026-11-30, configuration ``2366e11e`` on point-nav).
         hvp: TRPO's curvature product: ``"exact"`` (the Fisher-vector product ``J^T M J v``,
             i.e. the Hessian of the KL at the old parameters) or ``"finite_difference"``
             (Finn et al.'s code: rllab's ``FiniteDifferenceHvp`` in float32, which on a trained
@@ -344,7 +346,8 @@ class MamlRL(Learner):
         if c.squash not in SQUASHES:
             raise ConfigError(f"maml-rl: unknown squash {c.squash!r}; choose one of {', '.join(SQUASHES)}")
         if c.kl_weighting is not None and c.kl_weighting not in KL_WEIGHTINGS:
-            raise ConfigError(f"maml-rl: unknown kl_weighting {c.kl_weighting!r}; choose one of {', '.join(KL_WEIGHTINGS)}")
+            raise ConfigError(f"maml-rl: unknown kl_weighting {c.kl_weighting!r}; "
+                              f"choose one of {', '.join(KL_WEIGHTINGS)}")
         if c.kl_weighting is not None and c.outer != "trpo":
             raise ConfigError(f"maml-rl: kl_weighting={c.kl_weighting!r} weighs TRPO's trust region, but the outer "
                               f"step is {c.outer!r}: use --set outer=trpo, or drop kl_weighting")
@@ -525,7 +528,8 @@ class MamlRL(Learner):
                 return jnp.sum(mask * k) / jnp.maximum(mask.sum(), 1.0)
             return jnp.mean(jnp.sum(mask * k, (1, 2)) / denom)  # each task's mean, then their mean
 
-        # each step's weight in ``kl``
+        # each step's weight in ``kl`` (for ``fvp``; ``kl`` keeps its own expression so the "task"
+        # weighting stays bit for bit what it was before ``kl_weighting`` existed)
         w = mask / jnp.maximum(mask.sum(), 1.0) if pooled else mask / denom[:, None, None] / mask.shape[0]
 
         inv_var = jnp.exp(-2.0 * old_ls)[:, None, None, :]
