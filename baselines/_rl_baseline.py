@@ -68,12 +68,26 @@ def fit_baseline(feats: jax.Array, returns: jax.Array, mask: jax.Array, reg: flo
     return out
 
 
-def advantages(obs: jax.Array, rewards: jax.Array, mask: jax.Array, gamma: float, normalize: bool = True) -> jax.Array:
-    """``float32[E, T]``: ``R_t - b(s_t)`` with the baseline fitted on these trajectories (constants)."""
+def baseline_weights(obs: jax.Array, rewards: jax.Array, mask: jax.Array, gamma: float) -> jax.Array:
+    """``float32[2 D + 4]``: the linear feature baseline fitted on these trajectories ``[E, T]``."""
+    mask = jnp.asarray(mask, jnp.float32)
+    feats = features(obs, mask)
+    return fit_baseline(feats, discounted_returns(rewards, mask, gamma), mask)
+
+
+def advantages(obs: jax.Array, rewards: jax.Array, mask: jax.Array, gamma: float, normalize: bool = True,
+               weights: jax.Array | None = None) -> jax.Array:
+    """``float32[E, T]``: ``R_t - b(s_t)`` with the baseline fitted on these trajectories (constants).
+
+    ``weights`` (``float32[2 D + 4]``): use that baseline instead, e.g. one fitted on an
+    earlier batch (rllab's older ``process_samples`` predicted with the baseline of the
+    previous call and fitted afterwards; zeros: no baseline).
+    """
     mask = jnp.asarray(mask, jnp.float32)
     ret = discounted_returns(rewards, mask, gamma)
     feats = features(obs, mask)
-    adv = (ret - feats @ fit_baseline(feats, ret, mask)) * mask
+    w = fit_baseline(feats, ret, mask) if weights is None else jnp.asarray(weights, jnp.float32)
+    adv = (ret - feats @ w) * mask
     if normalize:
         n = jnp.maximum(mask.sum(), 1.0)
         mean = adv.sum() / n

@@ -1,7 +1,8 @@
 """Where does a MAML-RL checkpoint's adapted return come from? (the probes of ``docs/results.md``)
 
     python benchmarks/diagnose_rl_adaptation.py ENV_ID RUN_OUT [--learner maml] [--set key=value ...]
-        [--finn-goals] [--split test|val] [--log-std-shift D ...]
+        [--finn-goals] [--split test|val] [--log-std-shift D ...] [--state best|last]
+        [--baseline-order fit-first|predict-first]
 
 ``RUN_OUT`` is the ``--out`` of a ``metabench run`` (its ``runs/ENV*/checkpoint.npz`` holds the
 best-validation state); ``--set`` repeats that run's learner overrides (or changes an
@@ -19,6 +20,12 @@ and on the one goal that script's committed version keeps (``goals[6]``).
 ``--log-std-shift D`` (repeatable) also prints the adaptation curve with the meta-learned
 log-std shifted by ``D`` before adaptation: how much the curve depends on the exploration
 noise (a probe; on the test split it is not a way to choose a setting).
+``--state last`` probes the checkpoint's last iterate instead of its best-validation state
+(Finn et al. test the ``params.pkl`` of their training's ``snapshot_mode="last"``).
+``--baseline-order predict-first`` also prints the adaptation curve when every adaptation
+step's advantages use the linear baseline fitted on the previous step's batch (the first
+step: none), as rllab's older ``BaseSampler.process_samples`` did (predict, then fit);
+the harness, like the later version in Finn et al.'s repository, fits on the batch first.
 """
 
 from __future__ import annotations
@@ -31,7 +38,8 @@ import jax
 import numpy as np
 
 import metabench
-from metabench.baselines._policy import policy_mean
+from metabench.baselines._policy import log_prob, policy_mean, sample_action
+from metabench.baselines._rl_baseline import advantages, baseline_weights
 from metabench.baselines.maml_rl import mean_episode_return
 from metabench.cli import parse_assignments
 from metabench.harness.checkpoint import load_checkpoint
@@ -39,18 +47,55 @@ from metabench.harness.evaluate import eval_key
 from metabench.rollout import rollout
 
 
-def best_state(learner: Any, path: str) -> Any:
-    """The best-validation state stored in checkpoint ``path`` (the one the harness tested)."""
+def best_state(learner: Any, path: str, which: str = "best") -> Any:
+    """The best-validation state stored in checkpoint ``path`` (the one the harness tested).
+
+    ``which="last"``: the last iterate (the training state the checkpoint resumes from).
+    """
     state = learner.init(jax.random.key(0))
     trees, _ = load_checkpoint(path, {"state": state, "best": state})
-    return trees["best"]
+    return trees["best" if which == "best" else "state"]
 
 
-def load_best(learner: Any, out: str, env_id: str) -> Any:
+def load_best(learner: Any, out: str, env_id: str, which: str = "best") -> Any:
     paths = glob.glob(f"{out}/runs/{env_id}*/checkpoint.npz")
     if len(paths) != 1:
         raise SystemExit(f"expected one checkpoint under {out}/runs/{env_id}*/, found {paths}")
-    return best_state(learner, paths[0])
+    return best_state(learner, paths[0], which)
+
+
+def predict_first_curve(learner: Any, env: Any, state: Any, task: Any, key: jax.Array) -> jax.Array:
+    """``float32[S+1]``: the harness's adaptation curve, each step's advantages from the previous batch's baseline.
+
+    The same keys, batches and step sizes as ``learner.eval_curve``; only the baseline
+    differs (step 0: none, step ``s``: fitted on the batch of step ``s - 1``).
+    """
+    c = learner.config
+    params, out = state.params, []
+    weights = jax.numpy.zeros(2 * env.observation_space.shape[0] + 4, jax.numpy.float32)
+    for s in range(c.eval_steps + 1):
+        traj = learner.eval_batch(rollout(env, sample_action, params, task, jax.random.fold_in(key, s),
+                                          c.eval_episodes, c.horizon, learner.action_map))
+        out.append(traj)
+        if s < c.eval_steps:
+            mask = jax.numpy.asarray(traj.mask, jax.numpy.float32)
+            adv = advantages(traj.obs, traj.rewards, mask, c.discount, weights=weights)
+
+            def loss(p: Any) -> jax.Array:
+                return -jax.numpy.sum(mask * log_prob(p, traj.obs, traj.actions) * adv) / jax.numpy.maximum(mask.sum(), 1.0)
+
+            g = jax.grad(loss)(params)
+            params = jax.tree_util.tree_map(lambda p, gi: p - learner.eval_lr(s) * gi, params, g)
+            weights = baseline_weights(traj.obs, traj.rewards, mask, c.discount)
+    return mean_episode_return(jax.tree_util.tree_map(lambda *xs: jax.numpy.stack(xs), *out))
+
+
+def baseline_order(learner: Any, env: Any, state: Any, tasks: Any, keys: jax.Array) -> None:
+    curve = jax.jit(jax.vmap(lambda t, k: predict_first_curve(learner, env, state, t, k)))
+    c = np.asarray(curve(tasks, keys))
+    ci = 1.96 * c.std(0, ddof=1) / np.sqrt(len(c))
+    print("baseline predicted from the previous batch (rllab's older order): "
+          + " / ".join(f"{m:.2f} ± {e:.2f}" for m, e in zip(c.mean(0), ci)))
 
 
 def finn_goal_array() -> np.ndarray:
@@ -157,12 +202,16 @@ def main() -> None:
     ap.add_argument("--split", default="test", help="frozen task set to probe on (val: for choosing settings)")
     ap.add_argument("--log-std-shift", action="append", type=float, default=[], metavar="D",
                     help="also evaluate with the policy's log-std shifted by D (repeatable)")
+    ap.add_argument("--state", choices=("best", "last"), default="best",
+                    help="the checkpoint's best-validation state (tested by the harness) or its last iterate")
+    ap.add_argument("--baseline-order", choices=("fit-first", "predict-first"), default="fit-first",
+                    help="predict-first: also print the curve with each step's baseline fitted on the previous batch")
     args = ap.parse_args()
     if args.finn_goals and not args.env.startswith("point-nav"):
         ap.error(f"--finn-goals is for point-nav (Finn et al.'s test goals); got {args.env}")
     env = metabench.make(args.env)
     learner = metabench.make_learner(args.learner, env, **parse_assignments(args.set, "--set", literal=False))
-    state = load_best(learner, args.out, args.env)
+    state = load_best(learner, args.out, args.env, args.state)
     n = env.num_eval_tasks
     tasks = env.eval_tasks(args.split, 0, n)
     keys = jax.random.split(eval_key(env, args.split), n)
@@ -182,6 +231,8 @@ def main() -> None:
         finn_goals(learner, state, tasks)
     if args.log_std_shift:
         log_std_shifts(learner, state, tasks, keys, args.log_std_shift)
+    if args.baseline_order == "predict-first":
+        baseline_order(learner, env, state, tasks, keys)
 
 
 if __name__ == "__main__":

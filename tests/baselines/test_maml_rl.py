@@ -13,7 +13,13 @@ import pytest
 import metabench
 import metabench.baselines  # noqa: F401  (registers the learners)
 from metabench.baselines._policy import SKIP_SCALE, init_policy, log_prob, policy_mean, sample_action
-from metabench.baselines._rl_baseline import advantages, discounted_returns, features, fit_baseline
+from metabench.baselines._rl_baseline import (
+    advantages,
+    baseline_weights,
+    discounted_returns,
+    features,
+    fit_baseline,
+)
 from metabench.baselines.maml import MAML
 from metabench.baselines.maml_rl import MamlRL, lockstep_budget, mean_episode_return, step_budget, vector_budget
 from metabench.errors import ConfigError
@@ -139,6 +145,21 @@ def test_advantages_are_normalised_over_valid_steps_and_zero_elsewhere():
     valid = np.asarray(adv)[np.asarray(mask) > 0]
     assert abs(valid.mean()) < 1e-4 and abs(valid.std() - 1.0) < 1e-3
     assert float(jnp.abs(adv[0, 6:]).sum()) == 0.0
+
+
+def test_advantages_with_given_baseline_weights():
+    """The fitted weights reproduce the default; zeros mean no baseline (normalised returns-to-go)."""
+    k1, k2 = jax.random.split(jax.random.key(3))
+    obs = jax.random.normal(k1, (4, 10, 2))
+    rew = jax.random.normal(k2, (4, 10))
+    mask = jnp.ones((4, 10)).at[1, 7:].set(0.0)
+    w = baseline_weights(obs, rew, mask, 0.99)
+    assert w.shape == (2 * 2 + 4,)
+    np.testing.assert_array_equal(advantages(obs, rew, mask, 0.99, weights=w), advantages(obs, rew, mask, 0.99))
+    ret = np.asarray(discounted_returns(rew, mask, 0.99))[np.asarray(mask) > 0]
+    none = np.asarray(advantages(obs, rew, mask, 0.99, weights=jnp.zeros_like(w)))[np.asarray(mask) > 0]
+    np.testing.assert_allclose(none, (ret - ret.mean()) / ret.std(), rtol=1e-4, atol=1e-4)
+    assert not np.allclose(none, np.asarray(advantages(obs, rew, mask, 0.99))[np.asarray(mask) > 0], atol=1e-2)
 
 
 # -- the learner --------------------------------------------------------------------------------
