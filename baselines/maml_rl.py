@@ -427,10 +427,14 @@ class MamlRL(Learner):
         return self.config.eval_inner_lr if s == 0 else self.config.eval_later_lr
 
     # -- losses on one task's trajectories [E, T] -----------------------------------------------
-    def inner_loss(self, params: Any, traj: Trajectories) -> jax.Array:
-        """REINFORCE surrogate with the task's linear feature baseline (normalised advantages)."""
+    def inner_loss(self, params: Any, traj: Trajectories, baseline: jax.Array | None = None) -> jax.Array:
+        """REINFORCE surrogate with the task's linear feature baseline (normalised advantages).
+
+        ``baseline``: weights of a baseline fitted elsewhere (``_rl_baseline.advantages``);
+        default: fitted on ``traj``.
+        """
         mask = jnp.asarray(traj.mask, jnp.float32)
-        adv = advantages(traj.obs, traj.rewards, mask, self.config.discount)
+        adv = advantages(traj.obs, traj.rewards, mask, self.config.discount, weights=baseline)
         lp = log_prob(params, traj.obs, traj.actions)
         return -jnp.sum(mask * lp * adv) / jnp.maximum(mask.sum(), 1.0)
 

@@ -38,8 +38,8 @@ import jax
 import numpy as np
 
 import metabench
-from metabench.baselines._policy import log_prob, policy_mean, sample_action
-from metabench.baselines._rl_baseline import advantages, baseline_weights
+from metabench.baselines._policy import policy_mean, sample_action
+from metabench.baselines._rl_baseline import baseline_weights
 from metabench.baselines.maml_rl import mean_episode_return
 from metabench.cli import parse_assignments
 from metabench.harness.checkpoint import load_checkpoint
@@ -78,15 +78,9 @@ def predict_first_curve(learner: Any, env: Any, state: Any, task: Any, key: jax.
                                           c.eval_episodes, c.horizon, learner.action_map))
         out.append(traj)
         if s < c.eval_steps:
-            mask = jax.numpy.asarray(traj.mask, jax.numpy.float32)
-            adv = advantages(traj.obs, traj.rewards, mask, c.discount, weights=weights)
-
-            def loss(p: Any) -> jax.Array:
-                return -jax.numpy.sum(mask * log_prob(p, traj.obs, traj.actions) * adv) / jax.numpy.maximum(mask.sum(), 1.0)
-
-            g = jax.grad(loss)(params)
+            g = jax.grad(learner.inner_loss)(params, traj, weights)
             params = jax.tree_util.tree_map(lambda p, gi: p - learner.eval_lr(s) * gi, params, g)
-            weights = baseline_weights(traj.obs, traj.rewards, mask, c.discount)
+            weights = baseline_weights(traj.obs, traj.rewards, traj.mask, c.discount)
     return mean_episode_return(jax.tree_util.tree_map(lambda *xs: jax.numpy.stack(xs), *out))
 
 

@@ -453,6 +453,22 @@ def test_evaluation_steps_after_the_first_use_eval_later_lr(point_nav):
     assert not np.allclose(wrong.obs, traj.obs[2])
 
 
+def test_inner_loss_takes_a_baseline_fitted_elsewhere(point_nav):
+    """``baseline=`` the weights fitted on the same batch is the default loss; another batch's is not."""
+    learner = make_learner("maml-rl", point_nav, **TINY, eval_batch_steps=0)
+    state = learner.init(jax.random.key(0))
+    task = jax.tree_util.tree_map(lambda x: x[0], point_nav.eval_tasks("test", 0, 1))
+    traj = learner.adaptation_trajectories(state, task, jax.random.key(5))
+    step = lambda k: jax.tree_util.tree_map(lambda x: x[k], traj)  # noqa: E731
+    own = baseline_weights(step(1).obs, step(1).rewards, step(1).mask, learner.config.discount)
+    other = baseline_weights(step(0).obs, step(0).rewards, step(0).mask, learner.config.discount)
+    default = learner.inner_loss(state.params, step(1))
+    assert float(learner.inner_loss(state.params, step(1), own)) == float(default)
+    g = jax.grad(learner.inner_loss)(state.params, step(1), other)
+    g0 = jax.grad(learner.inner_loss)(state.params, step(1))
+    assert not np.allclose(np.asarray(g["log_std"]), np.asarray(g0["log_std"]))
+
+
 def test_first_order_meta_gradient_is_the_gradient_at_the_adapted_params(point_nav):
     """eq. 3.7: with first_order, d/dtheta L(theta'(theta)) = grad L(theta'); second order differs."""
     fo = make_learner("maml-rl", point_nav, **TINY, first_order=True)
