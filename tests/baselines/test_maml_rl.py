@@ -136,11 +136,16 @@ def test_spd_solve_matches_numpy():
     assert not np.all(np.isfinite(np.asarray(spd_solve(jnp.zeros((3, 3)), jnp.ones(3)))))
 
 
+def _random_batch(seed: int, episodes: int, steps: int, obs_dim: int, cut: int):
+    """Random ``obs [E, T, D]``, ``rewards [E, T]`` and a mask whose first episode ends at ``cut``."""
+    k1, k2 = jax.random.split(jax.random.key(seed))
+    obs = jax.random.normal(k1, (episodes, steps, obs_dim))
+    rew = jax.random.normal(k2, (episodes, steps))
+    return obs, rew, jnp.ones((episodes, steps)).at[0, cut:].set(0.0)
+
+
 def test_advantages_are_normalised_over_valid_steps_and_zero_elsewhere():
-    k1, k2 = jax.random.split(jax.random.key(0))
-    obs = jax.random.normal(k1, (5, 12, 3))
-    rew = jax.random.normal(k2, (5, 12))
-    mask = jnp.ones((5, 12)).at[0, 6:].set(0.0)
+    obs, rew, mask = _random_batch(0, 5, 12, 3, cut=6)
     adv = advantages(obs, rew, mask, 0.99)
     valid = np.asarray(adv)[np.asarray(mask) > 0]
     assert abs(valid.mean()) < 1e-4 and abs(valid.std() - 1.0) < 1e-3
@@ -149,10 +154,7 @@ def test_advantages_are_normalised_over_valid_steps_and_zero_elsewhere():
 
 def test_advantages_with_given_baseline_weights():
     """The fitted weights reproduce the default; zeros mean no baseline (normalised returns-to-go)."""
-    k1, k2 = jax.random.split(jax.random.key(3))
-    obs = jax.random.normal(k1, (4, 10, 2))
-    rew = jax.random.normal(k2, (4, 10))
-    mask = jnp.ones((4, 10)).at[1, 7:].set(0.0)
+    obs, rew, mask = _random_batch(3, 4, 10, 2, cut=7)
     w = baseline_weights(obs, rew, mask, 0.99)
     assert w.shape == (2 * 2 + 4,)
     np.testing.assert_array_equal(advantages(obs, rew, mask, 0.99, weights=w), advantages(obs, rew, mask, 0.99))
