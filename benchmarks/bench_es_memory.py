@@ -28,9 +28,9 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+from metabench.harness.atomic import atomic_write_json
 
 RESULTS = Path(__file__).resolve().parent / "results" / "es_memory.json"
 
@@ -124,17 +124,6 @@ def run_worker(kind: str, extra: list[str], timeout: int, devices: int = 1) -> d
     res["wall_s"] = round(time.perf_counter() - t0, 1)
     return res
 
-
-def write_atomic(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--worker", choices=["maml", "protonet"])
@@ -172,7 +161,7 @@ def main() -> None:
         part1.append(row)
     ways2 = 10
     if 2 not in args.parts:
-        write_atomic(args.out, {**old, "part1_task_length": part1})
+        atomic_write_json(args.out, {**old, "part1_task_length": part1})
         return
     part2 = run_worker("protonet", ["--ways", str(ways2), "--queries", "15"], args.timeout, devices=8)
     print(part2, flush=True)
@@ -204,7 +193,7 @@ def main() -> None:
         "jax": jax.__version__, "python": platform.python_version(), "machine": platform.machine(),
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    write_atomic(args.out, result)
+    atomic_write_json(args.out, result)
     print(f"wrote {args.out}")
 
 

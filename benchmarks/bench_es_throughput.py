@@ -28,9 +28,9 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+from metabench.harness.atomic import atomic_write_json
 
 RESULTS = Path(__file__).resolve().parent / "results" / "es_throughput.json"
 
@@ -103,17 +103,6 @@ def run_worker(devices: int, extra: list[str], timeout: int, flags: str = "") ->
         return {"error": proc.stderr[-2000:]}
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
-
-def write_atomic(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--worker", action="store_true")
@@ -147,7 +136,7 @@ def main() -> None:
         "jax": jax.__version__, "python": platform.python_version(), "machine": platform.machine(),
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    write_atomic(args.out, result)
+    atomic_write_json(args.out, result)
     print(f"wrote {args.out}")
 
 

@@ -67,6 +67,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from metabench.harness.atomic import atomic_write_json
 
 RESULTS = Path(__file__).resolve().parent / "results" / "image_cache.json"
 PER_CLASS = 600
@@ -105,22 +106,6 @@ print(json.dumps({
     "jax_backend": jax.default_backend(),
 }))
 """
-
-
-def write_atomic(path: Path, obj: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
 
 def generate(root: Path, per_class: int = PER_CLASS) -> dict:
     """Write the three pickles (random pixels, contiguous classes in wnid order); returns sizes."""
@@ -251,7 +236,7 @@ def main() -> None:
         raise
     finally:
         result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        write_atomic(Path(args.out), result)
+        atomic_write_json(Path(args.out), result)
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(result, indent=2, sort_keys=True))
 

@@ -108,19 +108,18 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 import metabench
 from metabench.baselines import backbones
 from metabench.baselines._synthetic import synthetic_env
+from metabench.harness.atomic import atomic_write_json
 
 RESULTS = Path(__file__).resolve().parent / "results" / "learners.json"
 
@@ -357,17 +356,6 @@ def bench_xla_flags(repeats: int, quick: bool) -> list[dict[str, Any]]:
         rows.append(row(f"protonet fused XLA_FLAGS={flags!r}", 1, json.loads(line[6:]), "protonet_omniglot_5w5s"))
     return rows
 
-
-def write_atomic(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
@@ -399,7 +387,7 @@ def main(argv: list[str] | None = None) -> None:
                         "backend": jax.default_backend()},
             "results": results,
         }
-        write_atomic(args.out, payload)
+        atomic_write_json(args.out, payload)
         print(f"wrote {args.out} ({name})", flush=True)
 
 

@@ -25,11 +25,9 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -39,6 +37,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import metabench
+from metabench.harness.atomic import atomic_write_json
+from metabench.harness.provenance import code_version
 from metabench.rollout import rollout_tasks
 
 RESULTS = Path(__file__).resolve().parent / "results" / "rl_envs.json"
@@ -171,22 +171,6 @@ def machine_info() -> dict[str, Any]:
         "mjx": "not installed (mujoco.mjx not importable)",
     }
 
-
-def write_atomic(path: Path, obj: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tasks", type=int, default=1024, help="Nav2d tasks in the JAX batch")
@@ -200,7 +184,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
 
-    record: dict[str, Any] = {"machine": machine_info(), "args": {k: str(v) for k, v in vars(args).items()}}
+    record: dict[str, Any] = {"machine": machine_info(), "code": code_version(),
+                              "args": {k: str(v) for k, v in vars(args).items()}}
     record["nav2d"] = nav = bench_nav2d(args)
     rows = [(nav["env"], "JAX batched", nav["batched"]["steps_per_s"], nav["single"]["steps_per_s"], nav["ratio"])]
     record["mujoco"] = {}
@@ -215,7 +200,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"{'env':<22} {'method':<22} {'steps/s':>12} {'single gym':>12} {'ratio':>8}")
     for env_id, method, rate, base, ratio in rows:
         print(f"{env_id:<22} {method:<22} {rate:>12,.0f} {base:>12,.0f} {ratio:>8.2f}")
-    write_atomic(args.out, record)
+    atomic_write_json(args.out, record)
     print(f"wrote {args.out}")
     return record
 

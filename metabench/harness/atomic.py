@@ -8,9 +8,11 @@ or lose each other's results.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
@@ -34,6 +36,11 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike[str], obj: Any, indent: int = 2) -> Path:
+    """``obj`` as JSON (sorted keys, a final newline), written atomically; returns the path."""
+    return atomic_write_text(path, json.dumps(obj, indent=indent, sort_keys=True) + "\n")
 
 
 def _fsync_dir(directory: Path) -> None:
