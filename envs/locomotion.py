@@ -49,12 +49,14 @@ Functional form
     ``vector_rollout``, which steps one gymnasium vector env of ``tasks x episodes`` task
     envs (``SyncVectorEnv`` by default, ``vectorization="async"`` for ``AsyncVectorEnv``;
     ``benchmarks/bench_rl_envs.py`` measures both against single-env stepping). On the
-    2-core shared development CPU (load average ~10) neither beat single-env gymnasium
-    stepping consistently: every vectorised variant measured 0.3x-2x of it, run to run
-    (MuJoCo steps serially either way; async pays IPC and has no spare cores). Sync is the
-    default: no worker processes, no spawn cost; its gain is one batched policy call per
-    step. A real speed-up needs ``mujoco.mjx`` on an accelerator or ``mujoco.rollout``
-    threads on a many-core CPU (not done).
+    2-core development CPU neither beats single-env gymnasium stepping: under load (load
+    average ~10) every vectorised variant measured 0.3x-2x of it, run to run; on the idle
+    machine (``benchmarks/results/rl_envs.json``, 8 envs) sync measures 0.41x-0.54x with the
+    policy and 0.62x-0.86x env-only, async 0.16x-0.44x (MuJoCo steps serially either way;
+    ``SyncVectorEnv`` adds its per-env bookkeeping, async pays IPC and has no spare cores).
+    Sync is the default: no worker processes, no spawn cost; its gain is one batched policy
+    call per step. A real speed-up needs ``mujoco.mjx`` on an accelerator or
+    ``mujoco.rollout`` threads on a many-core CPU (not done).
 
 Version history
     v0: initial.
