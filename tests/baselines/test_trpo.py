@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -203,9 +205,16 @@ def test_maml_rl_pooled_kl_weighs_every_valid_step_alike(point_nav):
     pooled = make_learner("maml-rl", point_nav, meta_batch=2, episodes=3, horizon=10, hidden=(8,))
     v = jax.random.normal(jax.random.key(6), ravel_pytree(state.params)[0].shape)
 
+    @functools.cache
+    def kl_fn(learner):  # jitted: eager, each call took seconds
+        def f(state, samples):
+            flat0, _, kl, _, _ = learner.trpo_problem(state, *samples)
+            return kl(flat0 + 0.05 * v)
+
+        return jax.jit(f)
+
     def kl_at(learner, samples):
-        flat0, _, kl, _, _ = learner.trpo_problem(state, *samples)
-        return float(kl(flat0 + 0.05 * v))
+        return float(kl_fn(learner)(state, samples))
 
     def per_task(samples):  # each task alone (meta-batch of one) under "task" weighting
         return [kl_at(task, jax.tree_util.tree_map(lambda x, i=i: x[i:i + 1], samples)) for i in range(2)]
