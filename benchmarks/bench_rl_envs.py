@@ -9,8 +9,8 @@ Measured (each the best of ``--repeats`` timed runs after a warm-up/compile run)
   (``env.task_env(task)``: one jitted step per call), random actions from numpy.
 - Each MuJoCo task (``halfcheetah-vel``, ``halfcheetah-dir``, ``ant-dir``):
   ``vector_rollout`` over ``--mj-tasks`` tasks x ``--mj-episodes`` episodes with
-  gymnasium's ``SyncVectorEnv`` and (``--async``) ``AsyncVectorEnv`` (spawned workers, one
-  per sub-env), jitted random policy. References, same run: single-env stepping of the
+  gymnasium's ``SyncVectorEnv``, a plain loop over the task envs (``vectorization="loop"``)
+  and (``--async``) ``AsyncVectorEnv`` (spawned workers, one per sub-env), jitted random policy. References, same run: single-env stepping of the
   plain ``gymnasium`` v5 env of the same model (``HalfCheetah-v5``/``Ant-v5`` via
   ``gymnasium.make``, numpy random actions) and of our single task env; plus the same
   vector env stepped with numpy random actions (``*_env_only``: env cost without the policy).
@@ -41,6 +41,7 @@ from metabench.harness.atomic import atomic_write_json
 from metabench.harness.provenance import code_version
 from metabench.rollout import rollout_tasks
 
+VECTOR_NAMES = {"sync": "SyncVectorEnv", "loop": "a plain loop over the task envs", "async": "AsyncVectorEnv (spawn)"}
 RESULTS = Path(__file__).resolve().parent / "results" / "rl_envs.json"
 GYM_IDS = {"halfcheetah-vel": "HalfCheetah-v5", "halfcheetah-dir": "HalfCheetah-v5", "ant-dir": "Ant-v5"}
 
@@ -106,7 +107,7 @@ def bench_mujoco(env_id: str, args: argparse.Namespace) -> dict[str, Any]:
         "steps_per_s": best_rate(lambda: single_env_steps(plain, args.single_steps), args.repeats)[0],
     }
     plain.close()
-    modes = ["sync", "async"] if args.use_async else ["sync"]
+    modes = ["sync", "loop", "async"] if args.use_async else ["sync", "loop"]
     for mode in modes:
         env = metabench.make(env_id, vectorization=mode)
         if mode == "sync":
@@ -131,17 +132,24 @@ def bench_mujoco(env_id: str, args: argparse.Namespace) -> dict[str, Any]:
         acts = rng.uniform(-1, 1, size=(args.mj_horizon, b, *env.action_space.shape)).astype(np.float32)
 
         def env_only() -> int:
-            vec.reset(seed=0)
+            vec.reset(seed=list(range(b)))
+            if mode != "loop":
+                for a in acts:
+                    vec.step(a)
+                return b * args.mj_horizon
+            alive, steps = np.ones(b, bool), 0  # the loop steps only the envs still in their episode
             for a in acts:
-                vec.step(a)
-            return b * args.mj_horizon
+                steps += int(alive.sum())
+                _, _, term, trunc, _ = vec.step(a, alive)
+                alive &= ~(term | trunc)
+            return steps
 
         out[f"vector_{mode}_env_only"] = {
             "method": f"the same {b}-env vector env stepped with numpy random actions (no policy, auto-reset steps counted)",
             "steps_per_s": best_rate(env_only, args.repeats)[0],
         }
         out[f"vector_{mode}"] = {
-            "method": f"vector_rollout, {'SyncVectorEnv' if mode == 'sync' else 'AsyncVectorEnv (spawn)'} of {b} envs "
+            "method": f"vector_rollout, {VECTOR_NAMES[mode]} of {b} envs "
             f"({args.mj_tasks} tasks x {args.mj_episodes} episodes x {args.mj_horizon} steps), jitted policy",
             "steps_per_s": rate,
             "live_steps_per_call": steps,
@@ -194,7 +202,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             r = bench_mujoco(env_id, args)
             record["mujoco"][env_id] = r
             base = r["single_gymnasium"]["steps_per_s"]
-            for key in ("single_task_env", "vector_sync", "vector_sync_env_only", "vector_async", "vector_async_env_only"):
+            for key in ("single_task_env", *(f"vector_{m}{x}" for m in VECTOR_NAMES for x in ("", "_env_only"))):
                 if key in r:
                     rows.append((r["env"], key, r[key]["steps_per_s"], base, r[key]["steps_per_s"] / base))
     print(f"{'env':<22} {'method':<22} {'steps/s':>12} {'single gym':>12} {'ratio':>8}")

@@ -46,17 +46,20 @@ Task distribution and splits
 Functional form
     MuJoCo is not JAX here (``mujoco.mjx`` is not installed in this environment), so these
     envs have ``functional = False``: ``metabench.rollout.rollout``/``rollout_tasks`` call
-    ``vector_rollout``, which steps one gymnasium vector env of ``tasks x episodes`` task
-    envs (``SyncVectorEnv`` by default, ``vectorization="async"`` for ``AsyncVectorEnv``;
-    ``benchmarks/bench_rl_envs.py`` measures both against single-env stepping). On the
-    2-core development CPU neither beats single-env gymnasium stepping: under load (load
-    average ~10) every vectorised variant measured 0.3x-2x of it, run to run; on the idle
-    machine (``benchmarks/results/rl_envs.json``, 8 envs) sync measures 0.41x-0.54x with the
-    policy and 0.62x-0.86x env-only, async 0.16x-0.44x (MuJoCo steps serially either way;
-    ``SyncVectorEnv`` adds its per-env bookkeeping, async pays IPC and has no spare cores).
-    Sync is the default: no worker processes, no spawn cost; its gain is one batched policy
-    call per step. A real speed-up needs ``mujoco.mjx`` on an accelerator or
-    ``mujoco.rollout`` threads on a many-core CPU (not done).
+    ``vector_rollout``, which steps ``tasks x episodes`` task envs in lockstep with one
+    batched policy call per step. ``vectorization`` chooses how: ``"loop"`` (the default)
+    steps the task envs one after another in this process and skips the ones whose episode
+    ended; ``"sync"`` uses gymnasium's ``SyncVectorEnv``, ``"async"`` its ``AsyncVectorEnv``.
+    All three give the same trajectories bit for bit on the valid steps (tested), so the
+    choice changes speed only. ``benchmarks/bench_rl_envs.py`` measures them against
+    single-env stepping: on the idle 2-core CPU (``benchmarks/results/rl_envs.json``, 8 envs)
+    the loop measures 0.45x-0.73x of single-env gymnasium stepping with the policy, sync
+    0.40x-0.55x, async 0.15x-0.41x (env only: loop 0.68x-0.91x, sync 0.63x-0.85x), i.e. the
+    loop is 1.13x-1.32x sync; under load (load average ~10) every gymnasium vector variant
+    measured 0.3x-2x, run to run. MuJoCo steps serially either way: ``SyncVectorEnv`` adds
+    its per-env info merging and auto-resets, async pays IPC and has no spare cores here.
+    A real speed-up needs ``mujoco.mjx`` on an accelerator or ``mujoco.rollout`` threads
+    on a many-core CPU (not done).
 
 Version history
     v0: initial.
@@ -102,6 +105,10 @@ def _require_mujoco(env_id: str) -> None:
         ) from e
 
 
+#: how ``vector_rollout`` steps its envs (module docstring)
+VECTORIZATIONS = ("sync", "async", "loop")
+
+
 class Locomotion(RLMetaEnv):
     """Base of the MuJoCo task distributions (module docstring)."""
 
@@ -110,13 +117,13 @@ class Locomotion(RLMetaEnv):
     #: keyword arguments of the gymnasium v5 env (the cost terms of the reward)
     inner_defaults: ClassVar[dict[str, Any]] = {}
 
-    def __init__(self, spec: EnvSpec, *, max_steps: int = 200, vectorization: str = "sync", **inner_kwargs: Any):
+    def __init__(self, spec: EnvSpec, *, max_steps: int = 200, vectorization: str = "loop", **inner_kwargs: Any):
         super().__init__(spec)
         _require_mujoco(spec.id)
         if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps <= 0:
             raise ConfigError(f"{spec.id}: max_steps must be a positive int, got {max_steps!r}")
-        if vectorization not in ("sync", "async"):
-            raise ConfigError(f"{spec.id}: vectorization must be 'sync' or 'async', got {vectorization!r}")
+        if vectorization not in VECTORIZATIONS:
+            raise ConfigError(f"{spec.id}: vectorization must be one of {VECTORIZATIONS}, got {vectorization!r}")
         self.max_steps = max_steps
         self.vectorization = vectorization
         self.inner_kwargs = {**self.inner_defaults, **inner_kwargs}
@@ -171,6 +178,8 @@ class Locomotion(RLMetaEnv):
             if self.vectorization == "async":
                 # spawn, not fork: forking a process that runs JAX threads can deadlock
                 self._vec[key] = gym.vector.AsyncVectorEnv(fns, context="spawn")
+            elif self.vectorization == "loop":
+                self._vec[key] = _EnvLoop([self.task_env(None) for _ in range(n)])
             else:
                 self._vec[key] = gym.vector.SyncVectorEnv(fns)
         return self._vec[key]
@@ -214,6 +223,7 @@ class Locomotion(RLMetaEnv):
         k_seed, k_pol = jax.random.split(key)
         seeds = np.asarray(jax.random.randint(k_seed, (b,), 0, 2**31 - 1)).tolist()
         obs, _ = vec.reset(seed=seeds)
+        loop = isinstance(vec, _EnvLoop)
         policy = _batched_policy(policy_apply, per_task_policy)
         if per_task_policy:  # one row per env: task i's params for its E episodes
             policy_params = jax.tree_util.tree_map(lambda x: jnp.repeat(jnp.asarray(x), n_episodes, axis=0), policy_params)
@@ -232,7 +242,8 @@ class Locomotion(RLMetaEnv):
             if act.shape != (b, *shape_a) or not np.all(np.isfinite(act)):
                 raise RLInputError(f"{self.spec.id}: the policy returned actions of shape {act.shape} or NaN")
             o_buf[:, t], a_buf[:, t], m_buf[:, t] = obs32, act, alive
-            obs, rew, term, trunc, _ = vec.step(act if action_map is None else np.asarray(action_map(act), np.float32))
+            env_act = act if action_map is None else np.asarray(action_map(act), np.float32)
+            obs, rew, term, trunc, _ = vec.step(env_act, alive) if loop else vec.step(env_act)
             ended = (np.asarray(term) | np.asarray(trunc)) & alive
             r_buf[:, t] = np.where(alive, rew, 0.0)
             d_buf[:, t] = ended
@@ -245,6 +256,40 @@ class Locomotion(RLMetaEnv):
             dones=d_buf.reshape(shape),
             mask=m_buf.reshape(shape),
         )
+
+
+class _EnvLoop:
+    """``n`` task envs stepped one after another in this process (``vectorization="loop"``).
+
+    The part of the gymnasium vector env interface that ``vector_rollout`` uses, without
+    ``SyncVectorEnv``'s per-env info merging and auto-reset; ``step(actions, alive)``
+    steps only the envs still in their episode (the others keep their last observation and
+    get reward 0: ``vector_rollout`` masks those steps), so an ended episode costs nothing.
+    """
+
+    def __init__(self, envs: list[Any]):
+        self.envs = envs
+        self._obs: np.ndarray | None = None
+
+    def set_attr(self, name: str, values: list[Any]) -> None:
+        for env, value in zip(self.envs, values, strict=True):
+            setattr(env, name, value)
+
+    def reset(self, *, seed: list[int]) -> tuple[np.ndarray, dict]:
+        self._obs = np.stack([env.reset(seed=s)[0] for env, s in zip(self.envs, seed, strict=True)])
+        return self._obs.copy(), {}
+
+    def step(self, actions: np.ndarray, alive: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
+        assert self._obs is not None, "reset() first"
+        n = len(self.envs)
+        rew, term, trunc = np.zeros(n), np.zeros(n, bool), np.zeros(n, bool)
+        for i in np.flatnonzero(alive):
+            self._obs[i], rew[i], term[i], trunc[i], _ = self.envs[i].step(actions[i])
+        return self._obs.copy(), rew, term, trunc, {}
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
 
 
 def _task_env_from_spec(spec_json: str) -> Any:
