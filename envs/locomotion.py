@@ -53,9 +53,9 @@ Functional form
     All three give the same trajectories bit for bit on the valid steps (tested), so the
     choice changes speed only. ``benchmarks/bench_rl_envs.py`` measures them against
     single-env stepping: on the idle 2-core CPU (``benchmarks/results/rl_envs.json``, 8 envs)
-    the loop measures 0.45x-0.73x of single-env gymnasium stepping with the policy, sync
-    0.40x-0.55x, async 0.15x-0.41x (env only: loop 0.68x-0.91x, sync 0.63x-0.85x), i.e. the
-    loop is 1.13x-1.32x sync; under load (load average ~10) every gymnasium vector variant
+    the loop measures 0.46x-0.75x of single-env gymnasium stepping with the policy, sync
+    0.43x-0.58x, async 0.17x-0.44x (env only: loop 0.74x-0.89x, sync 0.65x-0.84x), i.e. the
+    loop is 1.03x-1.30x sync (most where ant-dir episodes end early); under load (load average ~10) every gymnasium vector variant
     measured 0.3x-2x, run to run. MuJoCo steps serially either way: ``SyncVectorEnv`` adds
     its per-env info merging and auto-resets, async pays IPC and has no spare cores here.
     A real speed-up needs ``mujoco.mjx`` on an accelerator or ``mujoco.rollout`` threads
