@@ -28,8 +28,13 @@ def discounted_returns(rewards: jax.Array, mask: jax.Array, gamma: float) -> jax
     return jnp.moveaxis(out, 0, -1)
 
 
+def feature_dim(obs_dim: int) -> int:
+    """Number of baseline features (and weights) for ``obs_dim``-dimensional observations."""
+    return 2 * int(obs_dim) + 4
+
+
 def features(obs: jax.Array, mask: jax.Array) -> jax.Array:
-    """``float32[E, T, 2 D + 4]`` baseline features of ``obs: [E, T, D]`` (zero where ``mask = 0``)."""
+    """``float32[E, T, feature_dim(D)]`` baseline features of ``obs: [E, T, D]`` (zero where ``mask = 0``)."""
     o = jnp.clip(jnp.asarray(obs, jnp.float32), -10.0, 10.0)
     t = jnp.broadcast_to(jnp.arange(o.shape[-2], dtype=jnp.float32)[:, None] / 100.0, (*o.shape[:-1], 1))
     f = jnp.concatenate([o, o**2, t, t**2, t**3, jnp.ones_like(t)], axis=-1)
@@ -69,7 +74,7 @@ def fit_baseline(feats: jax.Array, returns: jax.Array, mask: jax.Array, reg: flo
 
 
 def baseline_weights(obs: jax.Array, rewards: jax.Array, mask: jax.Array, gamma: float) -> jax.Array:
-    """``float32[2 D + 4]``: the linear feature baseline fitted on these trajectories ``[E, T]``."""
+    """``float32[feature_dim(D)]``: the linear feature baseline fitted on these trajectories ``[E, T]``."""
     mask = jnp.asarray(mask, jnp.float32)
     feats = features(obs, mask)
     return fit_baseline(feats, discounted_returns(rewards, mask, gamma), mask)
@@ -79,7 +84,7 @@ def advantages(obs: jax.Array, rewards: jax.Array, mask: jax.Array, gamma: float
                weights: jax.Array | None = None) -> jax.Array:
     """``float32[E, T]``: ``R_t - b(s_t)`` with the baseline fitted on these trajectories (constants).
 
-    ``weights`` (``float32[2 D + 4]``): use that baseline instead, e.g. one fitted on an
+    ``weights`` (``float32[feature_dim(D)]``): use that baseline instead, e.g. one fitted on an
     earlier batch (rllab's older ``process_samples`` predicted with the baseline of the
     previous call and fitted afterwards; zeros: no baseline).
     """

@@ -211,7 +211,8 @@ class MamlRL(Learner):
             the TRPO outer step, unused by PPO): ``"pooled"`` (one mean over the valid steps of
             all tasks together, as Finn et al.'s ``MAMLNPO`` does with ``reduce_mean(concat(kls))``,
             so a task whose episodes end early weighs less) or ``"task"`` (each task's masked
-            mean over its steps, then the mean over tasks; the default before 2026-11-30, configuration ``2366e11e`` on point-nav).
+            mean over its steps, then the mean over tasks; the default before 2026-11-30,
+            configuration ``2366e11e`` on point-nav).
         hvp: TRPO's curvature product: ``"exact"`` (the Fisher-vector product ``J^T M J v``,
             i.e. the Hessian of the KL at the old parameters) or ``"finite_difference"``
             (Finn et al.'s code: rllab's ``FiniteDifferenceHvp`` in float32, which on a trained

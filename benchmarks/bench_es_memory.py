@@ -30,6 +30,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
 from metabench.harness.atomic import atomic_write_json
 
 RESULTS = Path(__file__).resolve().parent / "results" / "es_memory.json"
@@ -123,6 +124,7 @@ def run_worker(kind: str, extra: list[str], timeout: int, devices: int = 1) -> d
     res = json.loads(proc.stdout.strip().splitlines()[-1])
     res["wall_s"] = round(time.perf_counter() - t0, 1)
     return res
+
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])

@@ -67,6 +67,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from metabench.harness.atomic import atomic_write_json
 
 RESULTS = Path(__file__).resolve().parent / "results" / "image_cache.json"
@@ -106,6 +107,7 @@ print(json.dumps({
     "jax_backend": jax.default_backend(),
 }))
 """
+
 
 def generate(root: Path, per_class: int = PER_CLASS) -> dict:
     """Write the three pickles (random pixels, contiguous classes in wnid order); returns sizes."""

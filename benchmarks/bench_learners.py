@@ -356,6 +356,7 @@ def bench_xla_flags(repeats: int, quick: bool) -> list[dict[str, Any]]:
         rows.append(row(f"protonet fused XLA_FLAGS={flags!r}", 1, json.loads(line[6:]), "protonet_omniglot_5w5s"))
     return rows
 
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)

@@ -10,7 +10,8 @@ Measured (each the best of ``--repeats`` timed runs after a warm-up/compile run)
 - Each MuJoCo task (``halfcheetah-vel``, ``halfcheetah-dir``, ``ant-dir``):
   ``vector_rollout`` over ``--mj-tasks`` tasks x ``--mj-episodes`` episodes with
   gymnasium's ``SyncVectorEnv``, a plain loop over the task envs (``vectorization="loop"``)
-  and (``--async``) ``AsyncVectorEnv`` (spawned workers, one per sub-env), jitted random policy. References, same run: single-env stepping of the
+  and (``--async``) ``AsyncVectorEnv`` (spawned workers, one per sub-env), jitted random
+  policy. References, same run: single-env stepping of the
   plain ``gymnasium`` v5 env of the same model (``HalfCheetah-v5``/``Ant-v5`` via
   ``gymnasium.make``, numpy random actions) and of our single task env; plus the same
   vector env stepped with numpy random actions (``*_env_only``: env cost without the policy).
@@ -133,15 +134,11 @@ def bench_mujoco(env_id: str, args: argparse.Namespace) -> dict[str, Any]:
 
         def env_only() -> int:
             vec.reset(seed=list(range(b)))
-            if mode != "loop":
-                for a in acts:
-                    vec.step(a)
-                return b * args.mj_horizon
-            alive, steps = np.ones(b, bool), 0  # the loop steps only the envs still in their episode
-            for a in acts:
-                steps += int(alive.sum())
-                _, _, term, trunc, _ = vec.step(a, alive)
-                alive &= ~(term | trunc)
+            live, steps = np.ones(b, bool), 0
+            for a in acts:  # the loop steps only the envs still in their episode; the others auto-reset
+                steps += int(live.sum()) if mode == "loop" else b
+                _, _, term, trunc, _ = vec.step(a)
+                live &= ~(term | trunc)
             return steps
 
         out[f"vector_{mode}_env_only"] = {
@@ -178,6 +175,7 @@ def machine_info() -> dict[str, Any]:
         "gymnasium": __import__("gymnasium").__version__,
         "mjx": "not installed (mujoco.mjx not importable)",
     }
+
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])

@@ -39,7 +39,7 @@ import numpy as np
 
 import metabench
 from metabench.baselines._policy import policy_mean, sample_action
-from metabench.baselines._rl_baseline import baseline_weights
+from metabench.baselines._rl_baseline import baseline_weights, feature_dim
 from metabench.baselines.maml_rl import mean_episode_return
 from metabench.cli import parse_assignments
 from metabench.harness.checkpoint import load_checkpoint
@@ -72,7 +72,7 @@ def predict_first_curve(learner: Any, env: Any, state: Any, task: Any, key: jax.
     """
     c = learner.config
     params, out = state.params, []
-    weights = jax.numpy.zeros(2 * env.observation_space.shape[0] + 4, jax.numpy.float32)
+    weights = jax.numpy.zeros(feature_dim(env.observation_space.shape[0]), jax.numpy.float32)
     for s in range(c.eval_steps + 1):
         traj = learner.eval_batch(rollout(env, sample_action, params, task, jax.random.fold_in(key, s),
                                           c.eval_episodes, c.horizon, learner.action_map))

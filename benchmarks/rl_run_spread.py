@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -44,7 +43,7 @@ import metabench
 import metabench.baselines  # noqa: F401
 from metabench.cli import parse_assignments
 from metabench.harness import Evaluator
-from metabench.harness.atomic import atomic_write_text
+from metabench.harness.atomic import atomic_write_json
 from metabench.harness.provenance import code_version, host_info, package_versions
 from metabench.leaderboard.published import PUBLISHED_RL
 
@@ -191,7 +190,7 @@ def main() -> None:
             better = (fa[:, 1:len(ref)] >= np.asarray(ref[1:])).all(1)
             print(f"  seeds at least as good as published at every step from 1 on: {int(better.sum())} of {len(fa)}")
     if args.json:
-        atomic_write_text(Path(args.json), json.dumps(result, indent=1) + "\n")
+        atomic_write_json(Path(args.json), result, indent=1)
     if args.plot:
         plot(args.plot, sims, ref, args.env)
     print(f"\n{wall:.0f} s of evaluation")

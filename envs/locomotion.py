@@ -55,8 +55,8 @@ Functional form
     single-env stepping: on the idle 2-core CPU (``benchmarks/results/rl_envs.json``, 8 envs)
     the loop measures 0.46x-0.75x of single-env gymnasium stepping with the policy, sync
     0.43x-0.58x, async 0.17x-0.44x (env only: loop 0.74x-0.89x, sync 0.65x-0.84x), i.e. the
-    loop is 1.03x-1.30x sync (most where ant-dir episodes end early); under load (load average ~10) every gymnasium vector variant
-    measured 0.3x-2x, run to run. MuJoCo steps serially either way: ``SyncVectorEnv`` adds
+    loop is 1.03x-1.30x sync (most where ant-dir episodes end early); under load (load
+    average ~10) every gymnasium vector variant measured 0.3x-2x, run to run. MuJoCo steps serially either way: ``SyncVectorEnv`` adds
     its per-env info merging and auto-resets, async pays IPC and has no spare cores here.
     A real speed-up needs ``mujoco.mjx`` on an accelerator or ``mujoco.rollout`` threads
     on a many-core CPU (not done).
@@ -223,7 +223,6 @@ class Locomotion(RLMetaEnv):
         k_seed, k_pol = jax.random.split(key)
         seeds = np.asarray(jax.random.randint(k_seed, (b,), 0, 2**31 - 1)).tolist()
         obs, _ = vec.reset(seed=seeds)
-        loop = isinstance(vec, _EnvLoop)
         policy = _batched_policy(policy_apply, per_task_policy)
         if per_task_policy:  # one row per env: task i's params for its E episodes
             policy_params = jax.tree_util.tree_map(lambda x: jnp.repeat(jnp.asarray(x), n_episodes, axis=0), policy_params)
@@ -242,8 +241,7 @@ class Locomotion(RLMetaEnv):
             if act.shape != (b, *shape_a) or not np.all(np.isfinite(act)):
                 raise RLInputError(f"{self.spec.id}: the policy returned actions of shape {act.shape} or NaN")
             o_buf[:, t], a_buf[:, t], m_buf[:, t] = obs32, act, alive
-            env_act = act if action_map is None else np.asarray(action_map(act), np.float32)
-            obs, rew, term, trunc, _ = vec.step(env_act, alive) if loop else vec.step(env_act)
+            obs, rew, term, trunc, _ = vec.step(act if action_map is None else np.asarray(action_map(act), np.float32))
             ended = (np.asarray(term) | np.asarray(trunc)) & alive
             r_buf[:, t] = np.where(alive, rew, 0.0)
             d_buf[:, t] = ended
@@ -262,14 +260,16 @@ class _EnvLoop:
     """``n`` task envs stepped one after another in this process (``vectorization="loop"``).
 
     The part of the gymnasium vector env interface that ``vector_rollout`` uses, without
-    ``SyncVectorEnv``'s per-env info merging and auto-reset; ``step(actions, alive)``
-    steps only the envs still in their episode (the others keep their last observation and
-    get reward 0: ``vector_rollout`` masks those steps), so an ended episode costs nothing.
+    ``SyncVectorEnv``'s per-env info merging and auto-reset: ``step`` steps only the envs
+    still in the episode ``reset`` began (an ended one keeps its last observation and gets
+    reward 0 until the next ``reset``; ``vector_rollout`` masks those steps), so an ended
+    episode costs nothing.
     """
 
     def __init__(self, envs: list[Any]):
         self.envs = envs
         self._obs: np.ndarray | None = None
+        self._live = np.zeros(len(envs), bool)
 
     def set_attr(self, name: str, values: list[Any]) -> None:
         for env, value in zip(self.envs, values, strict=True):
@@ -277,14 +277,16 @@ class _EnvLoop:
 
     def reset(self, *, seed: list[int]) -> tuple[np.ndarray, dict]:
         self._obs = np.stack([env.reset(seed=s)[0] for env, s in zip(self.envs, seed, strict=True)])
+        self._live[:] = True
         return self._obs.copy(), {}
 
-    def step(self, actions: np.ndarray, alive: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
         assert self._obs is not None, "reset() first"
         n = len(self.envs)
         rew, term, trunc = np.zeros(n), np.zeros(n, bool), np.zeros(n, bool)
-        for i in np.flatnonzero(alive):
+        for i in np.flatnonzero(self._live):
             self._obs[i], rew[i], term[i], trunc[i], _ = self.envs[i].step(actions[i])
+        self._live &= ~(term | trunc)
         return self._obs.copy(), rew, term, trunc, {}
 
     def close(self) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import jax
@@ -17,6 +16,7 @@ from metabench.baselines._rl_baseline import (
     advantages,
     baseline_weights,
     discounted_returns,
+    feature_dim,
     features,
     fit_baseline,
 )
@@ -156,7 +156,7 @@ def test_advantages_with_given_baseline_weights():
     """The fitted weights reproduce the default; zeros mean no baseline (normalised returns-to-go)."""
     obs, rew, mask = _random_batch(3, 4, 10, 2, cut=7)
     w = baseline_weights(obs, rew, mask, 0.99)
-    assert w.shape == (2 * 2 + 4,)
+    assert w.shape == (feature_dim(2),) == (8,)
     np.testing.assert_array_equal(advantages(obs, rew, mask, 0.99, weights=w), advantages(obs, rew, mask, 0.99))
     ret = np.asarray(discounted_returns(rew, mask, 0.99))[np.asarray(mask) > 0]
     none = np.asarray(advantages(obs, rew, mask, 0.99, weights=jnp.zeros_like(w)))[np.asarray(mask) > 0]

@@ -148,8 +148,12 @@ def test_loop_vectorization_gives_the_sync_trajectories(env_id: str) -> None:
     for mode in ("sync", "loop"):
         env = metabench.make(env_id, vectorization=mode)
         tasks = env.sample_tasks(jax.random.key(0), 2, "train")
-        params = {"w": 3.0 * jax.random.normal(jax.random.key(1), (env.observation_space.shape[0], env.action_space.shape[0]))}
-        policy = lambda pp, obs, k: jnp.tanh(obs @ pp["w"]) + 0.3 * jax.random.normal(k, pp["w"].shape[1:])  # noqa: E731
+        shape = (env.observation_space.shape[0], env.action_space.shape[0])
+        params = {"w": 3.0 * jax.random.normal(jax.random.key(1), shape)}
+
+        def policy(pp, obs, k):
+            return jnp.tanh(obs @ pp["w"]) + 0.3 * jax.random.normal(k, pp["w"].shape[1:])
+
         runs[mode] = rollout_tasks(env, policy, params, tasks, jax.random.key(2), 3, horizon=60)
         env.close()
     sync, loop = runs["sync"], runs["loop"]
