@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-from metabench.harness.atomic import atomic_write_json
+from metabench.atomic import atomic_write_json
 
 RESULTS = Path(__file__).resolve().parent / "results" / "es_throughput.json"
 

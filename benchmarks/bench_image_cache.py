@@ -68,7 +68,7 @@ from pathlib import Path
 
 import numpy as np
 
-from metabench.harness.atomic import atomic_write_json
+from metabench.atomic import atomic_write_json
 
 RESULTS = Path(__file__).resolve().parent / "results" / "image_cache.json"
 PER_CLASS = 600

@@ -119,7 +119,7 @@ import numpy as np
 import metabench
 from metabench.baselines import backbones
 from metabench.baselines._synthetic import synthetic_env
-from metabench.harness.atomic import atomic_write_json
+from metabench.atomic import atomic_write_json
 
 RESULTS = Path(__file__).resolve().parent / "results" / "learners.json"
 

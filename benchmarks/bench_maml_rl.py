@@ -25,7 +25,7 @@ import numpy as np
 import metabench
 import metabench.baselines  # noqa: F401
 from metabench.harness import eval_key, run
-from metabench.harness.atomic import atomic_write_text
+from metabench.atomic import atomic_write_text
 from metabench.leaderboard.published import PUBLISHED_RL
 
 

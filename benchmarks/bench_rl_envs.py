@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import metabench
-from metabench.harness.atomic import atomic_write_json
+from metabench.atomic import atomic_write_json
 from metabench.harness.provenance import code_version
 from metabench.rollout import rollout_tasks
 

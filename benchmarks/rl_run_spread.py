@@ -43,7 +43,7 @@ import metabench
 import metabench.baselines  # noqa: F401
 from metabench.cli import parse_assignments
 from metabench.harness import Evaluator
-from metabench.harness.atomic import atomic_write_json
+from metabench.atomic import atomic_write_json
 from metabench.harness.provenance import code_version, host_info, package_versions
 from metabench.leaderboard.published import PUBLISHED_RL
 

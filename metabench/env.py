@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from metabench.errors import ConfigError

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from metabench.atomic import atomic_write_json
 from metabench.data.checksum import file_digest
 from metabench.data.root import cache_dir
 from metabench.errors import DataError
@@ -76,20 +77,6 @@ def _read_index(root: Path) -> dict[str, Any]:
         return data if isinstance(data, dict) else {}
     except (OSError, ValueError):
         return {}
-
-
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _stat_fingerprint(st: os.stat_result) -> str:
@@ -179,7 +166,7 @@ def source_hash(path: str | os.PathLike[str], *, _index: dict[str, Any] | None =
 def _save_index(root: Path, index: dict[str, Any]) -> None:
     try:
         merged = {**_read_index(root), **index}  # keep entries another process added meanwhile
-        _write_json_atomic(root / _INDEX, merged)
+        atomic_write_json(root / _INDEX, merged, indent=1)
     except OSError as e:  # a read-only cache dir only costs re-hashing next time
         log.warning("cannot update the source-hash index in %s (%s); sources will be re-hashed next time", root, e)
 
@@ -313,7 +300,7 @@ def load_or_build(
                 "file_size": (tmp / fname).stat().st_size,
                 "sha256": _array_digest(arr),
             }
-        _write_json_atomic(tmp / "meta.json", record)
+        atomic_write_json(tmp / "meta.json", record, indent=1)
         _install(tmp, final, dh)
     except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)

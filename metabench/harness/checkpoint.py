@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from metabench.errors import MetabenchError
-from metabench.harness.atomic import atomic_write_bytes
+from metabench.atomic import atomic_write_bytes
 
 FORMAT_VERSION = 1
 _META = "__meta__"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from metabench.harness.atomic import atomic_write_text
+from metabench.atomic import atomic_write_text
 from metabench.leaderboard.schema import SCHEMA, schema_errors, schema_json
 from metabench.leaderboard.store import ResultError, load_result, read_results, result_filename, write_result
 from metabench.leaderboard.table import group_by_env, render

@@ -100,7 +100,7 @@ def write_plots(results: Sequence[Row], plot_dir: str | Path) -> dict[str, list[
 
 
 def _save(fig: Any, path: Path) -> Path:
-    from metabench.harness.atomic import atomic_write_bytes
+    from metabench.atomic import atomic_write_bytes
     import io
 
     fig.tight_layout()

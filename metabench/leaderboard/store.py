@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from metabench.errors import MetabenchError
-from metabench.harness.atomic import atomic_write_text
+from metabench.atomic import atomic_write_text
 from metabench.leaderboard.schema import schema_errors
 
 

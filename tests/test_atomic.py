@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from metabench.harness.atomic import atomic_write_bytes, atomic_write_json
+from metabench.atomic import atomic_write_bytes, atomic_write_json
 
 
 def test_json_round_trip_sorted_with_final_newline(tmp_path: Path) -> None:
@@ -27,7 +27,7 @@ def test_a_failed_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.M
     def disk_full(fd: int) -> None:  # the temp file is written, then syncing it fails
         raise OSError("disk full")
 
-    monkeypatch.setattr("metabench.harness.atomic.os.fsync", disk_full)
+    monkeypatch.setattr("metabench.atomic.os.fsync", disk_full)
     with pytest.raises(OSError, match="disk full"):
         atomic_write_bytes(path, b"partial")
     assert json.loads(path.read_text()) == {"ok": 1}
