@@ -2,7 +2,9 @@
 
 A reader never sees a half-written file, and two writers never share a temp file
 (``tempfile.mkstemp`` gives each one a unique name), so concurrent runs cannot corrupt
-or lose each other's results.
+or lose each other's results. The new file gets the mode of the file it replaces, or
+``0o666`` less the process umask for a new one (what ``open(path, "w")`` would give), not
+``mkstemp``'s private ``0o600``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), _target_mode(path))
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -41,6 +44,28 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
 def atomic_write_json(path: str | os.PathLike[str], obj: Any, indent: int = 2) -> Path:
     """``obj`` as JSON (sorted keys, a final newline), written atomically; returns the path."""
     return atomic_write_text(path, json.dumps(obj, indent=indent, sort_keys=True) + "\n")
+
+
+def _target_mode(path: Path) -> int:
+    """The replaced file's permission bits, else ``0o666 & ~umask``."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux ``/proc``)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: the classic read-and-restore (not thread-safe, hence the fallback)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_dir(directory: Path) -> None:

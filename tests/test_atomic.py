@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -32,3 +34,18 @@ def test_a_failed_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.M
         atomic_write_bytes(path, b"partial")
     assert json.loads(path.read_text()) == {"ok": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_new_files_follow_the_umask_and_replacements_keep_their_mode(tmp_path: Path) -> None:
+    old = os.umask(0o027)
+    try:
+        fresh = atomic_write_json(tmp_path / "new.json", {"a": 1})
+        assert stat.S_IMODE(fresh.stat().st_mode) == 0o640  # 0o666 & ~0o027, not mkstemp's 0o600
+        kept = tmp_path / "kept.json"
+        kept.write_text("{}")
+        kept.chmod(0o604)
+        atomic_write_json(kept, {"b": 2})
+        assert stat.S_IMODE(kept.stat().st_mode) == 0o604
+        assert json.loads(kept.read_text()) == {"b": 2}
+    finally:
+        os.umask(old)
