@@ -63,7 +63,7 @@ def _umask() -> int:
                     return int(line.split()[1], 8)
     except (OSError, ValueError, IndexError):
         pass
-    mask = os.umask(0o022)  # elsewhere: the classic read-and-restore (not thread-safe, hence the fallback)
+    mask = os.umask(0o022)  # elsewhere: read and restore (briefly changes it for every thread, so /proc comes first)
     os.umask(mask)
     return mask
 
