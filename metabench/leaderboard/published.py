@@ -1,4 +1,6 @@
-"""Published reference curves that metabench's RL results are compared with.
+"""Published reference numbers that metabench's results are compared with.
+
+RL (``PUBLISHED_RL``): published reference curves.
 
 Returns before and after 1, 2, 3 adaptation steps, mean over 40 test tasks, one training
 run each, as Finn et al. 2017 report them (Fig. 5 and text; ``../shared/GUIDE.md``
@@ -8,9 +10,85 @@ only the return before and after one step is published.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 PUBLISHED_RL: dict[str, dict[str, list[float]]] = {
     "point-nav": {"maml": [-40.4, -11.7, -3.3, -3.2]},
     "halfcheetah-vel": {"maml": [-129.5, -78.6, -66.6, -60.8]},
     "halfcheetah-dir": {"maml_0_and_1": [-50.7, 293.2]},
     "ant-dir": {"maml_0_and_1": [8.7, 499.2]},
 }
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One published number: ``value`` (a fraction for accuracies), its ``ci95`` half-width
+    where the source gives one, the statistic it summarises and where it was printed."""
+
+    value: float
+    ci95: float | None
+    source: str
+    statistic: str = "mean over test tasks, one run"
+
+
+def _seed003(table: str, rows: dict[str, tuple[float, float, float, float]], envs: tuple[str, str]) -> dict:
+    """Seed 003 (Huisman 2024, ch. 3) prints, per learner, (1-shot, 5-shot) for two datasets:
+    ``rows[learner] = (a1, a1_ci, a5, a5_ci, b1, b1_ci, b5, b5_ci)`` read left to right."""
+    out: dict[str, dict[str, list[Reference]]] = {}
+    src = f"Huisman 2024 (seed 003), Table {table}"
+    stat = "median over 5 runs, 95 % CI"
+    for learner, v in rows.items():
+        for i, env in enumerate((f"{envs[0]}-5w1s", f"{envs[0]}-5w5s", f"{envs[1]}-5w1s", f"{envs[1]}-5w5s")):
+            out.setdefault(env, {}).setdefault(learner, []).append(Reference(v[2 * i], v[2 * i + 1], src, stat))
+    return out
+
+
+#: Seed 003 Table 3.1: 5-way miniImageNet (1, 5 shot) and CUB (1, 5 shot).
+_TABLE_3_1 = {
+    "train-from-scratch": (0.29, 0.00, 0.40, 0.00, 0.30, 0.00, 0.46, 0.00),
+    "baseline": (0.38, 0.00, 0.56, 0.00, 0.33, 0.01, 0.53, 0.01),
+    "baseline++": (0.44, 0.00, 0.58, 0.00, 0.36, 0.01, 0.53, 0.01),
+    "meta-lstm": (0.45, 0.01, 0.61, 0.00, 0.50, 0.00, 0.65, 0.01),
+    "meta-lstm-plus": (0.48, 0.01, 0.63, 0.01, 0.53, 0.01, 0.71, 0.00),
+    "maml-fo": (0.46, 0.01, 0.63, 0.00, 0.52, 0.00, 0.72, 0.01),
+    "maml": (0.47, 0.01, 0.63, 0.00, 0.52, 0.00, 0.73, 0.01),
+    "turtle-fo": (0.43, 0.01, 0.59, 0.04, 0.50, 0.00, 0.64, 0.03),
+    "turtle": (0.48, 0.01, 0.62, 0.01, 0.53, 0.00, 0.72, 0.01),
+}
+#: Seed 003 Table 3.4: 5-way cross-domain, miniImageNet -> CUB (1, 5 shot) and CUB -> miniImageNet.
+_TABLE_3_4 = {
+    "train-from-scratch": (0.30, 0.00, 0.46, 0.00, 0.29, 0.00, 0.40, 0.00),
+    "baseline": (0.33, 0.00, 0.52, 0.01, 0.29, 0.00, 0.41, 0.00),
+    "baseline++": (0.35, 0.01, 0.52, 0.01, 0.26, 0.00, 0.31, 0.01),
+    "meta-lstm": (0.34, 0.01, 0.52, 0.01, 0.29, 0.01, 0.37, 0.00),
+    "meta-lstm-plus": (0.37, 0.00, 0.55, 0.01, 0.32, 0.01, 0.43, 0.01),
+    "maml-fo": (0.34, 0.01, 0.54, 0.01, 0.31, 0.00, 0.45, 0.01),
+    "maml": (0.35, 0.00, 0.56, 0.01, 0.31, 0.00, 0.47, 0.00),
+    "turtle-fo": (0.36, 0.00, 0.54, 0.02, 0.30, 0.00, 0.31, 0.01),
+    "turtle": (0.38, 0.00, 0.56, 0.01, 0.30, 0.00, 0.44, 0.00),
+}
+
+
+def _merge(*tables: dict[str, dict[str, list[Reference]]]) -> dict[str, dict[str, list[Reference]]]:
+    out: dict[str, dict[str, list[Reference]]] = {}
+    for t in tables:
+        for env, by_learner in t.items():
+            for learner, refs in by_learner.items():
+                out.setdefault(env, {}).setdefault(learner, []).extend(refs)
+    return out
+
+
+#: Published classification accuracies, ``env id without version -> learner id -> references``.
+#: Only numbers printed in a source are stored; each carries its table.
+PUBLISHED_SUPERVISED: dict[str, dict[str, list[Reference]]] = _merge(
+    _seed003("3.1", _TABLE_3_1, ("mini-imagenet", "cub")),
+    _seed003("3.4", _TABLE_3_4, ("mini-imagenet-to-cub", "cub-to-mini-imagenet")),
+)
+
+
+def references(env_id: str, learner_id: str) -> list[Reference]:
+    """Published references for ``learner_id`` on ``env_id`` (a version suffix is ignored)."""
+    import re
+
+    base = re.sub(r"-v\d+$", "", env_id)
+    return list(PUBLISHED_SUPERVISED.get(base, {}).get(learner_id, []))
