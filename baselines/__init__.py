@@ -63,3 +63,17 @@ register_learner(
     "ProtoNet trained by any evosax distribution strategy (strategy=Open_ES, SNES, PGPE, ...)",
     defaults={"estimator": "evosax", "strategy": "Open_ES", "alpha": 1e-3},
 )
+
+# -- distributed MAML with weight generators (baselines/dmaml.py, seed 002) ---------------------
+register_learner(
+    "dmaml",
+    "metabench.baselines.dmaml:DMAML",
+    "distributed MAML: workers x epochs MAML steps from the common model, merged by a weight generator "
+    "(seed 002 Algorithms 4-5), second order",
+)
+register_learner(
+    "dmaml-fo",
+    "metabench.baselines.dmaml:DMAML",
+    "first-order DMAML, as the thesis trains (seed 002 section 5.3)",
+    defaults={"first_order": True},
+)

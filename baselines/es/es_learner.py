@@ -39,14 +39,8 @@ from jax.flatten_util import ravel_pytree
 from jax.sharding import Mesh
 
 from metabench.baselines.es.estimators import Estimator, finite_stats
-from metabench.baselines.es.mesh import (
-    check_population,
-    place_replicated,
-    pop_mesh,
-    pop_size,
-    population_sharding,
-    sharded_estimator,
-)
+from metabench.baselines.es.mesh import check_population, pop_mesh, pop_size, population_sharding, sharded_estimator
+from metabench.distributed import is_traced, place_replicated
 from metabench.errors import ConfigError
 from metabench.learner import Learner, LearnerConfig, Metrics
 from metabench.tasks import PRNGKey, Task
@@ -220,7 +214,7 @@ class ESLearner(Learner):
 
     def meta_train_step(self, state: ESState, tasks: Task, key: PRNGKey) -> tuple[ESState, Metrics]:
         """One ES update on a batch of tasks (leading task axis). Metrics: loss = mean candidate loss."""
-        if not any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves((tasks, key))):
+        if not is_traced((tasks, key)):
             tasks, key = place_replicated((tasks, key), self.pop_mesh)
         return self._step(state, tasks, key)
 

@@ -10,6 +10,8 @@ population matrix (the dominant ES memory term, section II-E).
 Works the same on one device, on several local devices (e.g. CPU devices forced with
 ``XLA_FLAGS=--xla_force_host_platform_device_count=8``) and on a global mesh spanning
 several processes after ``jax.distributed.initialize`` (see ``docs/distributed.md``).
+Mesh construction and placement live in ``metabench.distributed`` (shared with DMAML);
+this module keeps the ``pop``-axis names and the sharded estimator.
 """
 
 from __future__ import annotations
@@ -19,11 +21,14 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from metabench.baselines.es.estimators import Estimator, FitnessFn, ShardResult, shard_estimate
+from metabench.distributed import axis_mesh, axis_size, per_shard, place_replicated, replicated, row_sharding
 from metabench.errors import ConfigError
+
+__all__ = ["POP", "check_population", "place_replicated", "pop_mesh", "pop_size", "population_sharding",
+           "replicated", "sharded_estimator"]
 
 POP = "pop"
 
@@ -34,64 +39,22 @@ def pop_mesh(mesh: Mesh | None = None) -> Mesh:
     ``jax.devices()`` lists every device of every process, so after
     ``jax.distributed.initialize`` the default mesh is global.
     """
-    if mesh is None:
-        return Mesh(np.array(jax.devices()), (POP,))
-    if POP not in mesh.axis_names:
-        raise ConfigError(
-            f"the ES learners shard the population over a mesh axis named {POP!r}; got axes "
-            f"{tuple(mesh.axis_names)}. Build one with jax.sharding.Mesh(devices, ('pop',))"
-        )
-    return mesh
+    return axis_mesh(POP, mesh, who="the ES learners")
 
 
 def pop_size(mesh: Mesh) -> int:
     """Number of shards along ``pop``."""
-    return int(mesh.shape[POP])
+    return axis_size(mesh, POP)
 
 
 def check_population(population: int, mesh: Mesh) -> int:
     """Candidates per shard; ConfigError if ``population`` does not split evenly."""
-    shards = pop_size(mesh)
-    if population % shards:
-        lo, hi = (population // shards) * shards, (population // shards + 1) * shards
-        raise ConfigError(
-            f"population={population} is not divisible by the {shards} devices of the mesh's {POP!r} "
-            f"axis; use a multiple of {shards} (e.g. {lo or hi} or {hi}), or set population_per_device"
-        )
-    return population // shards
-
-
-def replicated(mesh: Mesh) -> NamedSharding:
-    return NamedSharding(mesh, PartitionSpec())
+    return per_shard(population, mesh, POP, "population", hint=", or set population_per_device")
 
 
 def population_sharding(mesh: Mesh) -> NamedSharding:
     """Rows (candidates) split over ``pop``: for ``[population, ...]`` arrays."""
-    return NamedSharding(mesh, PartitionSpec(POP))
-
-
-def place_replicated(tree: Any, mesh: Mesh) -> Any:
-    """Put every leaf of ``tree`` on every device of ``mesh`` (also across processes).
-
-    Leaves already laid out that way are returned unchanged. In a multi-process run every
-    process must pass the same values (they are the same by construction: same keys).
-    """
-    sharding = replicated(mesh)
-
-    def put(x: Any) -> Any:
-        if isinstance(x, jax.Array) and x.sharding == sharding:
-            return x
-        if jax.process_count() == 1:
-            return jax.device_put(x, sharding)
-        if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
-            return jax.random.wrap_key_data(put(jax.random.key_data(x)), impl=jax.random.key_impl(x))
-        host = np.asarray(jax.device_get(x)) if isinstance(x, jax.Array) and x.is_fully_addressable else x
-        if isinstance(host, jax.Array):  # already global with another layout
-            return jax.device_put(host, sharding)
-        host = np.asarray(host)
-        return jax.make_array_from_callback(host.shape, sharding, lambda idx: host[idx])
-
-    return jax.tree.map(put, tree)
+    return row_sharding(mesh, POP)
 
 
 def sharded_estimator(

@@ -78,7 +78,9 @@ def build_record(
         "train": train,
         "eval": {"wall_time_s": eval_wall_s, "tasks_per_s": n / eval_wall_s if eval_wall_s > 0 else None},
         "memory": {"peak_rss_bytes": provenance.peak_rss_bytes(), "device": provenance.device_memory()},
-        "device": provenance.device_info(mesh if mesh is not None else getattr(learner, "pop_mesh", None)),
+        # the mesh a sharded learner built itself: ES's ``pop_mesh``, DMAML's ``worker_mesh``
+        "device": provenance.device_info(mesh if mesh is not None else
+                                         getattr(learner, "pop_mesh", None) or getattr(learner, "worker_mesh", None)),
         "versions": provenance.package_versions(),
         "code": code if code is not None else provenance.code_version(),
         "data_hash": env.spec.data_hash,
