@@ -14,8 +14,8 @@ Launcher: ``jax.distributed.initialize`` from environment variables, then the me
 ``JAX_COORDINATOR_ADDRESS`` is read by JAX itself; ``JAX_NUM_PROCESSES`` and
 ``JAX_PROCESS_ID`` are read here (JAX only auto-detects them under SLURM, Open MPI, TPU
 pods ...); ``METABENCH_DIST_TIMEOUT`` (seconds, default 300) bounds the wait for the other
-processes, so a process count that does not match the coordinator's ends in a
-``ConfigError`` instead of a hang. On CPU the cross-process collectives need gloo
+processes, so a process count that does not match the coordinator's ends the process
+with a stated cause instead of a hang. On CPU the cross-process collectives need gloo
 (``jax_cpu_collectives_implementation="gloo"``), set here unless ``JAX_PLATFORMS`` names
 another platform. After initialisation ``jax.devices()`` lists every process's devices, so
 a learner built with ``mesh=None`` spans all of them. ``python -m
@@ -142,7 +142,9 @@ def initialize_from_env(environ: dict[str, str] | None = None) -> bool:
 
     Checks the variables first (missing ones, a rank outside ``0..N-1``) and bounds the
     wait for the other processes by ``METABENCH_DIST_TIMEOUT`` seconds: a process count
-    that does not match the coordinator's then raises ``ConfigError`` instead of hanging.
+    that does not match the coordinator's then ends the process instead of hanging it (jax
+    aborts it with ``DEADLINE_EXCEEDED``; a line on stderr written before the wait names the
+    likely cause; errors jax raises instead become ``ConfigError``).
     """
     env = dict(os.environ if environ is None else environ)
     try:
@@ -169,6 +171,11 @@ def initialize_from_env(environ: dict[str, str] | None = None) -> bool:
         )
     if env.get("JAX_PLATFORMS", "cpu").split(",")[0] == "cpu":
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    # jax's coordination client aborts the process (a C++ fatal error, not an exception) when the
+    # other processes do not join in time; this line makes the cause readable above its log
+    print(f"metabench.distributed: process {pid} of {nproc} waits up to {timeout}s for every process at "
+          f"{env['JAX_COORDINATOR_ADDRESS']}; a 'DEADLINE_EXCEEDED' abort means not every process joined "
+          "or they disagree on JAX_NUM_PROCESSES / the coordinator address", file=sys.stderr, flush=True)
     try:
         jax.distributed.initialize(
             coordinator_address=env["JAX_COORDINATOR_ADDRESS"], num_processes=nproc, process_id=pid,

@@ -18,3 +18,18 @@ def test_missing_variables_are_named() -> None:
         initialize_from_env({"JAX_NUM_PROCESSES": "2"})
     with pytest.raises(ConfigError, match="JAX_PROCESS_ID"):
         initialize_from_env({"JAX_NUM_PROCESSES": "2", "JAX_COORDINATOR_ADDRESS": "127.0.0.1:1"})
+
+
+def test_a_rank_outside_the_process_count_is_refused() -> None:
+    env = {"JAX_NUM_PROCESSES": "2", "JAX_COORDINATOR_ADDRESS": "127.0.0.1:1"}
+    with pytest.raises(ConfigError, match=r"JAX_PROCESS_ID=2 is outside 0\.\.1"):
+        initialize_from_env({**env, "JAX_PROCESS_ID": "2"})
+    with pytest.raises(ConfigError, match="must be an integer"):
+        initialize_from_env({"JAX_NUM_PROCESSES": "two"})
+
+
+def test_the_old_launcher_is_the_core_one() -> None:
+    import metabench.baselines.es.launch as old
+    import metabench.distributed as core
+
+    assert old.initialize_from_env is core.initialize_from_env and old.main is core.main
