@@ -106,8 +106,9 @@ class DMAML(Learner):
         history: epoch losses kept per worker (the thesis: 5).
         adam_state: ``"keep"``, ``"reset"`` or ``"mean"`` (module docstring).
         worker_map: how a device runs its workers: ``"vmap"``, ``"map"``, ``"unroll"``;
-            ``"auto"``: ``unroll`` for images (vmapped per-worker convolutions are grouped
-            convolutions, slow on XLA CPU), ``vmap`` otherwise.
+            ``"auto"``: ``vmap``. Measured on omniglot-lite-5w1s (Conv-4 16 channels, 4 workers
+            x 8 tasks on one shared 2-core CPU): compile + first run / each later run
+            vmap 33.6 s / 22 ms, map 25.5 s / 38 ms, unroll 102.8 s / 47 ms.
         devices: 0: the mesh spans every device; n: the first n (must divide ``workers``).
         processes: 0: any; n: refuse to run unless ``jax.process_count() == n``.
         judge: the metric a worker's epoch loss is read from (``-name`` negates it);
@@ -163,7 +164,7 @@ class DMAML(Learner):
         judge = c.judge if c.judge != "auto" else ("-return_post" if env.spec.kind == "rl" else "loss")
         worker_map = c.worker_map
         if worker_map == "auto":
-            worker_map = "unroll" if env.spec.kind == "classification" else "vmap"
+            worker_map = "vmap"
         self.config = dataclasses.replace(c, meta_batch=per_run * tasks, tasks=tasks, judge=judge,
                                           worker_map=worker_map)
         self.tasks = tasks
