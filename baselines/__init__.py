@@ -7,7 +7,7 @@ if __name__ != "metabench.baselines":  # pragma: no cover
 
 from metabench.learner import register_learner  # noqa: E402
 
-# -- ProtoNet, MAML, pretrain/fine-tune (baselines/protonet.py, maml.py, finetune.py) --------
+# -- ProtoNet, MAML, pretrain/fine-tune (baselines/protonet.py, maml.py, transfer.py) --------
 register_learner(
     "protonet", "metabench.baselines.protonet:ProtoNet", "Prototypical Networks, -squared Euclidean (Snell et al. 2017)"
 )
@@ -34,8 +34,32 @@ register_learner(
 )
 register_learner(
     "pretrain-finetune",
-    "metabench.baselines.finetune:PretrainFinetune",
+    "metabench.baselines.transfer:PretrainFinetune",
     "pretrain on all tasks jointly, fine-tune with SGD (Finn et al. 2017 Fig. 2); from scratch for classification",
+)
+
+# -- learned update rules on the gradient-learner core (baselines/meta_lstm.py, turtle.py; seed 003) --
+register_learner(
+    "meta-lstm",
+    "metabench.baselines.meta_lstm:MetaLSTM",
+    "meta-learner LSTM: the weights are an LSTM's cell state (Ravi & Larochelle 2017; seed 003 eq. 3.3), first order",
+)
+register_learner(
+    "meta-lstm-plus",
+    "metabench.baselines.meta_lstm:MetaLSTM",
+    "enhanced meta-learner LSTM: raw gradients in, second order, 8 updates (seed 003 Table 3.1 note 3)",
+    defaults={"inputs": "grad", "first_order": False, "inner_steps": 8},
+)
+register_learner(
+    "turtle",
+    "metabench.baselines.turtle:Turtle",
+    "TURTLE: stateless MLP update rule with per-parameter learning rates, second order (seed 003 eq. 3.7)",
+)
+register_learner(
+    "turtle-fo",
+    "metabench.baselines.turtle:Turtle",
+    "first-order TURTLE (seed 003 Fig. 3.2, Table 3.1)",
+    defaults={"first_order": True},
 )
 
 # -- evolution strategies as the meta-optimiser (baselines/es/, seed 000) ----------------------
@@ -76,4 +100,29 @@ register_learner(
     "metabench.baselines.dmaml:DMAML",
     "first-order DMAML, as the thesis trains (seed 002 section 5.3)",
     defaults={"first_order": True},
+)
+
+# -- transfer baselines (baselines/transfer.py; Chen et al. 2019, seed 003 Tables 3.1 / 3.4) ----------
+_TRANSFER = "metabench.baselines.transfer:TransferLearner"
+register_learner(
+    "baseline",
+    _TRANSFER,
+    "Chen et al. 2019 Baseline: Conv-4 + linear head pre-trained on all base classes, new head fine-tuned on the support set",
+)
+register_learner(
+    "finetune",
+    _TRANSFER,
+    "alias of baseline (seed 003's 'Finetuning')",
+)
+register_learner(
+    "baseline-pp",
+    _TRANSFER,
+    "Chen et al. 2019 Baseline++: as baseline with the cosine head distLinear (learnable class-wise norm, scale 2/10)",
+    defaults={"head": "cosine"},
+)
+register_learner(
+    "train-from-scratch",
+    _TRANSFER,
+    "Conv-4 + linear head from a random initialisation, trained on the support set only (seed 003 Table 3.1)",
+    defaults={"init": "scratch", "finetune": "all"},
 )
