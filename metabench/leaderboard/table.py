@@ -102,6 +102,7 @@ def code_version(record: dict[str, Any]) -> str:
 
 def render(results: Sequence[Row], directory: str | os.PathLike[str], plots: dict[str, list[str]] | None = None) -> str:
     """The README text; links are relative to ``directory`` (where README.md goes)."""
+    from metabench.leaderboard.references import reference_lines, unrun_sections
     from metabench.leaderboard.seeds import render_seed_table  # imports this module's helpers
 
     directory = Path(directory)
@@ -116,7 +117,8 @@ def render(results: Sequence[Row], directory: str | os.PathLike[str], plots: dic
     ]
     if not results:
         lines.append("No results yet: run `metabench run --env ID --learner ID` or `metabench bench --quick`.")
-    for env_id, rows in group_by_env(results).items():
+    groups = group_by_env(results)
+    for env_id, rows in groups.items():
         first = rows[0][1]
         m = headline(first)
         arrow = "higher is better" if m["higher_is_better"] else "lower is better"
@@ -138,7 +140,12 @@ def render(results: Sequence[Row], directory: str | os.PathLike[str], plots: dic
         seed_lines = render_seed_table(rows)
         if seed_lines:
             lines += ["", *seed_lines]
+        ref_lines = reference_lines(env_id, rows)
+        if ref_lines:
+            lines += ["", *ref_lines]
         for png in (plots or {}).get(env_id, []):
             lines += ["", f"![{Path(png).stem}]({png})"]
         lines.append("")
+    if results:
+        lines += unrun_sections(list(groups))
     return "\n".join(lines).rstrip() + "\n"
