@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from metabench.leaderboard.stats import median_ci
 
 
 def seeds_of(text: str) -> list[int]:
@@ -34,19 +35,6 @@ def seeds_of(text: str) -> list[int]:
         a, b = text.split("-")
         return list(range(int(a), int(b) + 1))
     return [int(s) for s in text.split(",")]
-
-
-def median_ci(values: list[float], level: float = 0.95) -> tuple[float, float, float]:
-    """Median and a distribution-free CI from order statistics (binomial, coverage >= level)."""
-    x = np.sort(np.asarray(values, dtype=float))
-    n = len(x)
-    best = (0, n - 1)
-    for lo in range(n // 2 + 1):
-        hi = n - 1 - lo
-        cover = sum(math.comb(n, k) for k in range(lo + 1, hi + 1)) / 2**n
-        if cover >= level:
-            best = (lo, hi)
-    return float(np.median(x)), float(x[best[0]]), float(x[best[1]])
 
 
 def configurations(figure: str, args: argparse.Namespace) -> list[tuple[str, str, dict[str, Any]]]:

@@ -40,3 +40,11 @@ def test_render_lists_referenced_envs_without_results(records, tmp_path):
     assert "## Published references without a metabench result yet" in text
     assert "### mini-imagenet-to-cub-5w1s" in text
     assert unrun_sections([f"{e}-v0" for e in PUBLISHED_SUPERVISED]) == []
+
+
+def test_median_ci_is_the_order_statistic_interval():
+    from metabench.leaderboard.stats import median_ci
+
+    assert median_ci([3.0, 1.0, 2.0, 5.0, 4.0]) == (3.0, 1.0, 5.0)  # n = 5: the range
+    med, lo, hi = median_ci(list(range(30)))  # n = 30: x_(9) .. x_(20) covers 95.7 %
+    assert (med, lo, hi) == (14.5, 9.0, 20.0)
