@@ -39,10 +39,24 @@ def t_ci(values: list[float]) -> float | None:
 
 
 def summarise(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Group -> label -> summary, for the configurations of ``repro_dmaml.groups()`` that have results.
+
+    A configuration shared by two groups (the scaling baseline is the 6.1 DMAML run) is one
+    set of runs listed in both.
+    """
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from repro_dmaml import groups, key_of
+
     by: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
-    for entry in manifest.values():
-        rec = json.loads((ROOT / entry["result"]).read_text())
-        by[entry["group"]][entry["label"]].append({**entry, "record": rec})
+    for group, labels in groups().items():
+        for label, c in labels.items():
+            for seed in range(10):
+                entry = manifest.get(key_of(c, seed))
+                if entry is not None:
+                    rec = json.loads((ROOT / entry["result"]).read_text())
+                    by[group][label].append({**entry, "record": rec})
     out: dict[str, Any] = {}
     for group, labels in sorted(by.items()):
         out[group] = {}
@@ -84,8 +98,6 @@ def plot(summary: dict[str, Any]) -> list[Path]:
         ax.set_xlabel("DMAML runs (meta_train_step)")
         ax.set_ylabel(f"validation {first['metric']} after {first['adaptation_step']} step(s)")
         ax.set_title(f"{group}: {first['env']}")
-        if first["metric"] == "mse":
-            ax.set_yscale("log")
         ax.legend(fontsize=7)
         fig.tight_layout()
         path = PLOTS / f"dmaml_{group}.png"
