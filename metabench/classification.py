@@ -6,11 +6,20 @@ rotation by ``k * 90`` degrees (Omniglot's rotation classes). Sampling a task is
 jitted gather: choose ``ways`` classes without replacement (their order is the random
 label assignment), choose ``shots + queries`` distinct images of each, rotate, scale to
 ``[0, 1]`` float32.
+
+The non-episodic view (contract 1.1, ``docs/contract.md``): every example of a split's
+classes with its *global* label (the class's index in the split table), for transfer
+learners that pre-train a standard classifier (Chen et al. 2019). ``sample_examples(key, n,
+split)`` draws ``n`` examples i.i.d. uniformly; with ``step=`` it returns batch ``step`` of
+a sequence of epochs (each a fresh permutation of all examples, drawn from ``key`` and the
+epoch index, the last partial batch dropped); ``example_sampler`` gives the same as a pure
+``sample(data, key, step)`` for callers that jit their own step. ``augment=True`` applies
+Chen et al.'s crop / jitter / flip (``metabench.augment``) to RGB images.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, NamedTuple
 
 import jax
@@ -21,6 +30,18 @@ from metabench.env import MetaEnv, positive_int
 from metabench.errors import ConfigError
 from metabench.spec import EnvSpec
 from metabench.tasks import PRNGKey, SupervisedTask
+
+
+class Examples(NamedTuple):
+    """A batch of the non-episodic view: ``x`` float32[n, H, W, C] in [0, 1], ``y`` int32[n]
+    global labels in ``0..num_classes(split) - 1`` (the class's index in the split table)."""
+
+    x: jax.Array
+    y: jax.Array
+
+
+#: Salt of the augmentation keys (independent of the example choice).
+_AUG_SALT = 0x61756720  # "aug "
 
 
 class ImagePool(NamedTuple):
@@ -108,6 +129,100 @@ class ClassificationEnv(MetaEnv):
     def num_classes(self, split: str) -> int:
         self.check_split(split)
         return int(len(self.tables[split].base))
+
+    # -- the non-episodic view ----------------------------------------------------------
+    def num_examples(self, split: str = "train") -> int:
+        """Number of examples of ``split``: every image of every class (rotation classes count apart)."""
+        self.check_split(split)
+        return int(self._example_index(split)[0].shape[0])
+
+    def _example_index(self, split: str) -> tuple[jax.Array, jax.Array]:
+        """``(row int32[E], cls int32[E])``: pool row and split class of every example (cached)."""
+        cache = self.__dict__.setdefault("_examples_cache", {})
+        if split not in cache:
+            t = self.tables[split]
+            counts = np.asarray(self._counts)[t.base]
+            offsets = np.asarray(self._offsets)[t.base]
+            cls = np.repeat(np.arange(len(t.base), dtype=np.int32), counts)
+            starts = np.repeat(offsets - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+            row = (starts + np.arange(int(counts.sum()))).astype(np.int32)
+            cache[split] = (device_array(row), device_array(cls))
+        return cache[split]
+
+    def steps_per_epoch(self, n: int, split: str = "train") -> int:
+        """Batches of ``n`` in one epoch over ``split`` (the last partial batch is dropped)."""
+        n = positive_int("batch size n", n, self.spec.id)
+        total = self.num_examples(split)
+        if n > total:
+            raise ConfigError(f"{self.spec.id}: batch size {n} exceeds the {total} examples of split {split!r}; use n <= {total}")
+        return total // n
+
+    def _check_augment(self, augment: bool) -> None:
+        if augment and self.image_shape[-1] != 3:
+            raise ConfigError(
+                f"{self.spec.id}: augment=True applies Chen et al.'s RGB augmentation (crop, colour jitter, flip) "
+                f"to 84x84x3 images; this env's images are {'x'.join(map(str, self.image_shape))} "
+                "(grey Omniglot is trained without augmentation, as Chen et al.): set augment=False"
+            )
+
+    def example_sampler(
+        self, n: int, split: str = "train", *, epochs: bool = False, augment: bool = False
+    ) -> tuple[Callable[[Any, PRNGKey, Any], Examples], Any]:
+        """``(sample, data)``: a pure ``sample(data, key, step) -> Examples`` of ``n`` examples, and its arrays.
+
+        ``epochs=False``: i.i.d. uniform draws from ``fold_in(key, step)``. ``epochs=True``:
+        batch ``step % steps_per_epoch`` of epoch ``step // steps_per_epoch``, whose order is
+        ``permutation(fold_in(key, epoch))``: every example once per epoch. Pass ``data`` as a
+        jit argument (the image pool is not compiled into the program).
+        """
+        self.check_split(split)
+        n = positive_int("batch size n", n, self.spec.id)
+        self._check_augment(augment)
+        total = self.num_examples(split)
+        per_epoch = self.steps_per_epoch(n, split) if epochs else 0
+        rotates = self._rotates[split]
+
+        def sample(data: Any, key: PRNGKey, step: Any) -> Examples:
+            if epochs:
+                step = jnp.asarray(step, jnp.int32)
+                perm = jax.random.permutation(jax.random.fold_in(key, step // per_epoch), total)
+                idx = jax.lax.dynamic_slice(perm, ((step % per_epoch) * n,), (n,))
+                k_aug = jax.random.fold_in(jax.random.fold_in(key, _AUG_SALT), step)
+            else:
+                k = key if step is None else jax.random.fold_in(key, step)
+                k_idx, k_aug = jax.random.split(k)
+                idx = jax.random.randint(k_idx, (n,), 0, total, dtype=jnp.int32)
+            cls = data["cls"][idx]
+            x = data["images"][data["row"][idx]]  # uint8[n, H, W, C]
+            if rotates:
+                rots = jnp.stack([jnp.rot90(x, r, axes=(1, 2)) for r in range(4)])  # [4, n, H, W, C]
+                x = rots[data["rot"][cls], jnp.arange(n)]
+            x = x.astype(jnp.float32) / 255.0
+            if augment:
+                from metabench.augment import augment_batch
+
+                x = augment_batch(k_aug, x)
+            return Examples(x, cls)
+
+        row, cls = self._example_index(split)
+        return sample, {"images": self._images, "row": row, "cls": cls, "rot": self._tables[split][1]}
+
+    def sample_examples(
+        self, key: PRNGKey, n: int, split: str = "train", *, step: int | None = None, augment: bool = False
+    ) -> Examples:
+        """``n`` examples of ``split`` with global labels; pure in ``key`` (and ``step``), jitted.
+
+        ``step=None``: i.i.d. uniform draws from ``key``. ``step=t``: batch ``t`` of the epoch
+        sequence that ``key`` orders (see ``example_sampler(epochs=True)``).
+        """
+        epochs = step is not None
+        cache_key = ("examples", f"{split}:{n}:{epochs}:{augment}")
+        if cache_key not in self._jitted:
+            sample, _ = self.example_sampler(n, split, epochs=epochs, augment=augment)
+            self._jitted[cache_key] = jax.jit(sample, static_argnums=() if epochs else (2,))
+        fn = self._jitted[cache_key]
+        _, data = self.example_sampler(n, split, epochs=epochs, augment=augment)
+        return fn(data, key, jnp.int32(step) if epochs else None)
 
     def class_names(self, split: str) -> list[str]:
         """``"base_name/rotDDD"`` for every class of ``split``."""

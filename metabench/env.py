@@ -24,7 +24,7 @@ from metabench.spec import EnvSpec
 from metabench.tasks import PRNGKey, Task
 
 #: Version of the MetaEnv contract; bumped on any change a learner could observe.
-CONTRACT_VERSION = "1.0"
+CONTRACT_VERSION = "1.1"
 
 #: Stable index of each split name in the derivation of evaluation keys.
 _SPLIT_SALT = {"train": 0, "val": 1, "test": 2}

@@ -144,6 +144,55 @@ def check_eval_set(env: Any, splits: Sequence[str], hashes: bool = True) -> None
         _fail(env, "eval set", f"two splits share an evaluation set: {digests}")
 
 
+def check_examples(env: Any, split: str | None = None, n: int = 8) -> None:
+    """The non-episodic view (contract 1.1) of a classification env, on ``split`` (default: all).
+
+    ``num_classes`` / ``num_examples`` are consistent; batches have the env's image shape
+    (float32 in [0, 1]) and int32 global labels in ``0..num_classes - 1``; same key, same
+    batch, other keys other batches; the jitted ``example_sampler`` equals
+    ``sample_examples``; in epoch order no example repeats within the first two batches;
+    and (for ``ClassificationEnv`` subclasses) an epoch's labels count every class of the
+    training split exactly as often as the class has images.
+    """
+    for s in ([split] if split is not None else list(env.splits)):
+        n_cls, n_ex = env.num_classes(s), env.num_examples(s)
+        if n_cls < env.ways or n_ex < n_cls:
+            _fail(env, "examples", f"split {s!r}: {n_cls} classes and {n_ex} examples")
+        k = jax.random.key(21)
+        a, b = env.sample_examples(k, n, s), env.sample_examples(k, n, s)
+        if not _trees_equal(a, b):
+            _fail(env, "examples determinism", f"two calls with the same key gave different {s} batches")
+        x, y = a
+        if tuple(x.shape) != (n, *env.image_shape) or x.dtype != jnp.float32 or y.shape != (n,) or y.dtype != jnp.int32:
+            _fail(env, "examples shapes", f"got x {x.shape} {x.dtype}, y {y.shape} {y.dtype}")
+        if float(x.min()) < 0.0 or float(x.max()) > 1.0:
+            _fail(env, "examples range", "images must lie in [0, 1]")
+        if int(y.min()) < 0 or int(y.max()) >= n_cls:
+            _fail(env, "examples labels", f"global labels must lie in 0..{n_cls - 1}, got {np.asarray(y).tolist()}")
+        others = [env.sample_examples(jax.random.key(22 + i), n, s) for i in range(3)]
+        if all(_trees_equal(a, o) for o in others):
+            _fail(env, "examples key dependence", f"4 keys gave the identical {s} batch")
+        sample, data = env.example_sampler(n, s, epochs=True)
+        jitted = jax.jit(sample)(data, k, np.int32(1))
+        if not _trees_equal(jitted, env.sample_examples(k, n, s, step=1)):
+            _fail(env, "examples jit", "jit(example_sampler) differs from sample_examples(step=1)")
+        per_epoch = env.steps_per_epoch(n, s)
+        if per_epoch >= 2:
+            first = [task_digest(jax.tree_util.tree_map(lambda v, i=i: v[i], env.sample_examples(k, n, s, step=t)))
+                     for t in (0, 1) for i in range(n)]
+            # distinct examples (their pixels may coincide only if the data holds duplicates)
+            if len(set(first)) < len(first) - 1:
+                _fail(env, "examples epochs", "an example repeats within the first two batches of an epoch")
+    # a whole epoch of labels (indices only, no images): each class as often as it has images
+    s = "train" if "train" in env.splits else env.splits[0]
+    row, cls = env._example_index(s) if hasattr(env, "_example_index") else (None, None)
+    if cls is not None and hasattr(env, "tables"):
+        counts = np.bincount(np.asarray(cls), minlength=env.num_classes(s))
+        want = np.asarray(env._counts)[env.tables[s].base]
+        if not np.array_equal(counts, want):
+            _fail(env, "examples coverage", f"split {s!r}: examples per class {counts[:8]}... != images per class {want[:8]}...")
+
+
 _CHILD = r"""
 import json, sys, jax, metabench
 from metabench.spec import EnvSpec
@@ -178,7 +227,8 @@ def check_meta_env(env: Any, *, second_process: bool = True, quick: bool = False
     Checks: determinism and key dependence, shapes/dtypes vs ``task_shapes``, finiteness,
     label range and counts, random label remapping, split disjointness (classification),
     jit and vmap, ``sample_tasks`` batching, stable and distinct frozen evaluation sets,
-    and (``second_process=True``) bit-identical tasks in a fresh process.
+    the non-episodic view of classification envs (``check_examples``), and
+    (``second_process=True``) bit-identical tasks in a fresh process.
     RL envs are checked by ``metabench.testing_rl.check_rl_env`` in addition.
 
     ``quick=True`` (for a further id of a family whose first id had the full check: same
@@ -201,6 +251,8 @@ def check_meta_env(env: Any, *, second_process: bool = True, quick: bool = False
         check_eval_set(env, eval_splits[:1], hashes=False)
     else:
         check_eval_set(env, eval_splits)
+    if env.spec.kind == "classification" and hasattr(env, "sample_examples"):
+        check_examples(env, env.splits[0] if quick else None)
     if env.spec.kind == "rl":
         from metabench.testing_rl import check_rl_env
 

@@ -246,11 +246,21 @@ def run_config(cfg: RunConfig, *, env: Any = None, mesh: Any = None, callback: C
         bar.write(note)
 
     # The env's arrays (an image pool) go in as an argument, not as compiled-in constants.
-    sample_train, train_data = train_env.batch_sampler(meta_batch, "train")
+    # A learner that trains on something other than episodes (transfer learners pre-train on the
+    # env's non-episodic view) provides ``train_batches(env) -> (sample(data, key, step), data)``;
+    # its batches are a pure function of the run's data key and the step, so a resumed run draws
+    # the same ones. Episodic learners keep the episodic sampler, unchanged.
+    batches = getattr(learner, "train_batches", None)
+    if batches is None:
+        sample_train, train_data = train_env.batch_sampler(meta_batch, "train")
+    else:
+        sample_batch, train_data = batches(train_env)
+        data_key = jax.random.fold_in(root, 2)
 
     def fused(state: Any, t: jax.Array, data: Any) -> Any:
         k_task, k_learn = jax.random.split(jax.random.fold_in(train_key, t))
-        return learner.meta_train_step(state, sample_train(data, k_task), k_learn)
+        batch = sample_train(data, k_task) if batches is None else sample_batch(data, data_key, t)
+        return learner.meta_train_step(state, batch, k_learn)
 
     # learners that simulate on the host (MuJoCo MAML-RL) set jittable = False and jit inside
     jitted = jax.jit(fused) if getattr(learner, "jittable", True) else fused
@@ -292,9 +302,20 @@ def run_config(cfg: RunConfig, *, env: Any = None, mesh: Any = None, callback: C
         if last_metrics[0] is not None:  # kept in the book, so a resumed run records it too
             book["final_metrics"] = _scalars(last_metrics[0])
 
+    # learners that count what they train on (images per step, steps per epoch) get it shown
+    per_step = getattr(learner, "examples_per_step", None)
+    per_epoch = getattr(learner, "steps_per_epoch", None)
+    last_shown = [time.perf_counter()]
+
     def show(cur_step: int, **postfix: Any) -> None:
+        now = time.perf_counter()
+        if per_step and cur_step > shown[0] and now > last_shown[0]:
+            postfix["img/s"] = f"{per_step * (cur_step - shown[0]) / (now - last_shown[0]):.0f}"
+        if per_epoch:
+            postfix["epoch"] = f"{cur_step / per_epoch:.2f}"
         bar.update(cur_step - shown[0], **postfix)
         shown[0] = cur_step
+        last_shown[0] = now
 
     def validate(cur_state: Any, cur_step: int) -> None:
         nonlocal best_state
@@ -387,7 +408,10 @@ def run_config(cfg: RunConfig, *, env: Any = None, mesh: Any = None, callback: C
         train={"steps": cfg.steps, "tasks": cfg.steps * meta_batch, "wall_time_s": train_time,
                "validation_time_s": book["val_time_s"],
                "tasks_per_s": cfg.steps * meta_batch / step_time if step_time > 0 else None,
-               "final_loss": book["last_loss"], "final_metrics": final_metrics, "collapse": collapse},
+               "final_loss": book["last_loss"], "final_metrics": final_metrics, "collapse": collapse,
+               **({"examples_per_step": int(per_step),
+                   "examples_per_s": cfg.steps * per_step / step_time if step_time > 0 else None}
+                  if per_step else {})},
         eval_wall_s=eval_time,
     )
     path = None

@@ -36,6 +36,8 @@ TINY: dict[str, Any] = {
     "horizon": 5,
     "outer_epochs": 1,
     "candidate_batch": 0,
+    "batch_size": 4,  # transfer learners' pre-training batch (the 84x84x3 smoke env has 12 training images)
+    "ft_epochs": 2,
 }
 #: Per-learner exceptions to TINY (finite differences need population = params + 1).
 PER_LEARNER: dict[str, dict[str, Any]] = {"fd-protonet": {"population": 0, "channels": 2, "depth": 1}, "es-maml": {"candidate_batch": 1}}
