@@ -38,6 +38,30 @@ register_learner(
     "pretrain on all tasks jointly, fine-tune with SGD (Finn et al. 2017 Fig. 2); from scratch for classification",
 )
 
+# -- learned update rules on the gradient-learner core (baselines/meta_lstm.py, turtle.py; seed 003) --
+register_learner(
+    "meta-lstm",
+    "metabench.baselines.meta_lstm:MetaLSTM",
+    "meta-learner LSTM: the weights are an LSTM's cell state (Ravi & Larochelle 2017; seed 003 eq. 3.3), first order",
+)
+register_learner(
+    "meta-lstm-plus",
+    "metabench.baselines.meta_lstm:MetaLSTM",
+    "enhanced meta-learner LSTM: raw gradients in, second order, 8 updates (seed 003 Table 3.1 note 3)",
+    defaults={"inputs": "grad", "first_order": False, "inner_steps": 8},
+)
+register_learner(
+    "turtle",
+    "metabench.baselines.turtle:Turtle",
+    "TURTLE: stateless MLP update rule with per-parameter learning rates, second order (seed 003 eq. 3.7)",
+)
+register_learner(
+    "turtle-fo",
+    "metabench.baselines.turtle:Turtle",
+    "first-order TURTLE (seed 003 Fig. 3.2, Table 3.1)",
+    defaults={"first_order": True},
+)
+
 # -- evolution strategies as the meta-optimiser (baselines/es/, seed 000) ----------------------
 register_learner(
     "es-protonet",
