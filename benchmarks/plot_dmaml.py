@@ -107,6 +107,24 @@ def plot(summary: dict[str, Any]) -> list[Path]:
     return paths
 
 
+def markdown(summary: dict[str, Any]) -> str:
+    """One table per group: validation mean at a quarter and at the end of training, test mean +- t-CI."""
+    out = []
+    for group, labels in summary.items():
+        first = next(iter(labels.values()))
+        q = len(first["val_steps"]) * 3 // 10
+        out.append(f"\n{group} ({first['env']}, {first['metric']} after {first['adaptation_step']} step(s); "
+                   f"{first['learner']}):\n")
+        out.append(f"| configuration | val @{first['val_steps'][q]} | val @{first['val_steps'][-1]} | "
+                   "test (best val. state), mean +- t-CI | test per seed |")
+        out.append("|---|---|---|---|---|")
+        for label, s in labels.items():
+            ci = "n/a" if s["test_ci95_t"] is None else f"{s['test_ci95_t']:.3f}"
+            out.append(f"| {label} | {s['val_mean'][q]:.3f} | {s['val_mean'][-1]:.3f} | {s['test_mean']:.3f} +- {ci} "
+                       f"| {', '.join(f'{v:.3f}' for v in s['test_per_seed'])} |")
+    return "\n".join(out)
+
+
 def main() -> int:
     manifest = json.loads(MANIFEST.read_text())
     summary = summarise(manifest)
@@ -115,16 +133,8 @@ def main() -> int:
     os.replace(tmp, SUMMARY)
     for p in plot(summary):
         print(f"wrote {p}")
-    for group, labels in summary.items():
-        print(f"== {group}")
-        for label, s in labels.items():
-            ci = s["test_ci95_t"]
-            mid = s["val_mean"][len(s["val_mean"]) // 4] if s["val_mean"] else float("nan")
-            print(f"  {label:18s} test {s['metric']} {s['test_mean']:.4f} +- {ci if ci is None else round(ci, 4)} "
-                  f"(seeds {s['seeds']}; val @{s['val_steps'][len(s['val_steps']) // 4]} {mid:.4f}, "
-                  f"@{s['val_steps'][-1]} {s['val_mean'][-1]:.4f})")
+    print(markdown(summary))
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())
