@@ -2,7 +2,9 @@
 
 Every env id (without version) in ``PUBLISHED_SUPERVISED`` gets a table of its published
 numbers, learner by learner, with the source table; where metabench has run the learner on
-that env, its best row's value stands beside the published one, else "not run".
+that env, its best row's value stands beside the published one, else "not run" (registry ids
+that are spelt otherwise in the tables, ``baseline-pp`` for Baseline++, go through
+``LEARNER_ALIASES``).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from metabench.leaderboard.published import PUBLISHED_SUPERVISED, Reference
+from metabench.leaderboard.published import LEARNER_ALIASES, PUBLISHED_SUPERVISED, Reference
 
 Row = tuple[Path, dict[str, Any]]
 
@@ -32,8 +34,9 @@ def reference_lines(env_id: str, rows: Sequence[Row]) -> list[str]:
     if not refs:
         return []
     ours: dict[str, dict[str, Any]] = {}
-    for _, r in rows:  # rows are sorted best first
-        ours.setdefault(r["learner"]["id"], r)
+    for _, r in rows:  # rows are sorted best first; registry ids map to the published names
+        lid = r["learner"]["id"]
+        ours.setdefault(LEARNER_ALIASES.get(lid, lid), r)
     lines = ["Published references:", "", "| learner | published | statistic | source | metabench (best row) |",
              "|---|---|---|---|---|"]
     for learner, rs in refs.items():

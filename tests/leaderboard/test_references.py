@@ -33,6 +33,10 @@ def test_references_stand_beside_our_best_row_or_say_not_run(records):
     assert turtle and "72.0 ± 1.0 %" in turtle[0] and f"{100 * r['metrics'][0]['mean']:.2f}" in turtle[0]
     assert any(ln.startswith("| maml |") and ln.endswith("| not run |") for ln in lines)
     assert reference_lines("omniglot-lite-5w1s-v0", [(Path("x.json"), r)]) == []
+    pp = copy.deepcopy(r)
+    pp["learner"]["id"] = "baseline-pp"  # the registry's spelling of Baseline++
+    lines = reference_lines("cub-5w5s-v0", [(Path("y.json"), pp)])
+    assert any(ln.startswith("| baseline++ |") and "not run" not in ln for ln in lines)
 
 
 def test_render_lists_referenced_envs_without_results(records, tmp_path):
