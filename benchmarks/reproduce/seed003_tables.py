@@ -24,7 +24,7 @@ from typing import Any
 from metabench.leaderboard.stats import median_ci
 
 ENVS = [f"{d}-5w{k}s" for d in ("mini-imagenet", "cub", "mini-imagenet-to-cub", "cub-to-mini-imagenet") for k in (1, 5)]
-LEARNERS = ["train-from-scratch", "baseline", "baseline++", "meta-lstm", "meta-lstm-plus", "maml-fo", "maml",
+LEARNERS = ["train-from-scratch", "baseline", "baseline-pp", "meta-lstm", "meta-lstm-plus", "maml-fo", "maml",
             "turtle-fo", "turtle"]
 
 
