@@ -389,13 +389,7 @@ class TransferLearner(Learner):
         head = head_init(k_head, c.head, self.features, self.ways)
         if c.finetune == "head":
             f, _ = embed(backbone, stats, xs, train=False, bn=c.bn)  # eval mode (or the support's statistics)
-            f = jax.lax.stop_gradient(f)
-
-            def head_loss(h: Params, aux: Any, idx: jax.Array) -> tuple[jax.Array, Any]:
-                return cross_entropy(head_apply(h, f[idx]), ys[idx]), aux
-
-            head, _ = self._fit(head_loss, head, None, xs.shape[0], k_fit)
-            return {"head": head, "backbone": backbone, "stats": stats}
+            return {"head": self._fit_head(head, f, ys, k_fit), "backbone": backbone, "stats": stats}
 
         def net_loss(p: Params, st: Any, idx: jax.Array) -> tuple[jax.Array, Any]:
             f, st = embed(p["backbone"], st, xs[idx], train=True, bn=c.bn, im2col=True)
@@ -403,6 +397,42 @@ class TransferLearner(Learner):
 
         p, stats = self._fit(net_loss, {"backbone": backbone, "head": head}, stats, xs.shape[0], k_fit)
         return {"head": p["head"], "backbone": p["backbone"], "stats": stats}
+
+    def _fit_head(self, head: Params, f: jax.Array, ys: jax.Array, key: PRNGKey) -> Params:
+        """The new head trained on frozen support features ``f`` float32[S, F] (Chen et al.'s loop)."""
+        f = jax.lax.stop_gradient(f)
+
+        def head_loss(h: Params, aux: Any, idx: jax.Array) -> tuple[jax.Array, Any]:
+            pick = jax.nn.one_hot(idx, f.shape[0], dtype=f.dtype)  # [B, S]: a matmul, not a gather (vmaps well)
+            return cross_entropy(head_apply(h, pick @ f), (pick @ ys.astype(f.dtype)).astype(jnp.int32)), aux
+
+        return self._fit(head_loss, head, None, f.shape[0], key)[0]
+
+    def batched_eval_curves(self, state: TransferState, tasks: SupervisedTask, keys: jax.Array) -> jax.Array:
+        """``vmap(eval_curve)`` over a batch of tasks, float32[T, 1], batched for speed (the harness's hook).
+
+        Head-only fine-tuning: the frozen backbone embeds each task's images in its own pass
+        (``lax.map``: a [T * (S + Q)]-image convolution is memory-bound on a CPU), then the T new
+        heads train together (``vmap`` of Chen et al.'s loop on the features). Whole-network
+        fine-tuning: ``lax.map`` of ``eval_curve`` (one compiled loop over the tasks).
+        """
+        c = self.config
+        if c.finetune != "head":
+            return jax.lax.map(lambda a: self.eval_curve(state, a[0], a[1]), (tasks, keys))
+        (xs, ys), (xq, yq) = tasks.support, tasks.query
+        backbone, stats = state.params["backbone"], state.stats
+
+        def features(x: jax.Array) -> jax.Array:
+            return embed(backbone, stats, x, train=False, bn=c.bn, im2col=True)[0]
+
+        fs, fq = jax.lax.map(features, xs), jax.lax.map(features, xq)
+
+        def one(f_s: jax.Array, y_s: jax.Array, f_q: jax.Array, y_q: jax.Array, key: PRNGKey) -> jax.Array:
+            _, k_head, k_fit = jax.random.split(jax.random.fold_in(key, state.seed), 3)
+            head = self._fit_head(head_init(k_head, c.head, self.features, self.ways), f_s, y_s, k_fit)
+            return task_metric("classification", head_apply(head, f_q), y_q)[None]
+
+        return jax.vmap(one)(fs, ys, fq, yq, keys)
 
     def predict(self, state: TransferState, adapted: dict[str, Any], x: jax.Array) -> jax.Array:
         """Logits float32[Q, ways]: eval-mode features (``bn="running"``) or the query batch's statistics."""

@@ -30,6 +30,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from metabench.tasks import PRNGKey
 
@@ -38,7 +39,7 @@ JITTER = (0.4, 0.4, 0.4)
 #: torchvision ``RandomResizedCrop`` defaults.
 SCALE = (0.08, 1.0)
 RATIO = (3.0 / 4.0, 4.0 / 3.0)
-_LUMA = jnp.array([0.299, 0.587, 0.114], jnp.float32)
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # numpy: no device array at import
 
 
 def crop_box(key: PRNGKey, h: int, w: int, tries: int = 10) -> jax.Array:

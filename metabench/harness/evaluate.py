@@ -41,8 +41,10 @@ class Evaluator:
     """Runs ``learner.eval_curve`` over frozen eval tasks in jitted, vmapped batches.
 
     A learner with ``jittable = False`` (host-simulated envs) provides
-    ``eval_curves(state, tasks, keys) -> float32[N, S]`` for a batch instead; one with
-    ``eval_per_task = True`` is evaluated one task per jitted call (same values).
+    ``eval_curves(state, tasks, keys) -> float32[N, S]`` for a batch instead; one with a
+    ``batched_eval_curves(state, tasks, keys)`` (same values as vmapping ``eval_curve``, its
+    own batching: transfer learners) is jitted as it is; one with ``eval_per_task = True``
+    is evaluated one task per jitted call (same values).
     """
 
     def __init__(self, learner: Any, env: Any, batch_size: int = 50):
@@ -51,6 +53,8 @@ class Evaluator:
         self.batch_size = batch_size
         if not getattr(learner, "jittable", True):  # host-simulated envs (MuJoCo): the learner batches (and jits) itself
             self._fn: Callable[..., Any] = learner.eval_curves
+        elif callable(getattr(learner, "batched_eval_curves", None)):  # the learner batches its tasks itself
+            self._fn = jax.jit(learner.batched_eval_curves)
         elif getattr(learner, "eval_per_task", False):
             self._fn = _per_task(jax.jit(learner.eval_curve))
         else:

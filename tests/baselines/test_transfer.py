@@ -206,6 +206,8 @@ def test_batched_evaluation_equals_a_per_task_loop(env: Any, learner_id: str, ex
     curves = np.asarray(jax.jit(jax.vmap(learner.eval_curve, in_axes=(None, 0, 0)))(state, tasks, keys))
     acc = (looped.argmax(-1) == np.asarray(tasks.query[1])).mean(-1)
     np.testing.assert_allclose(curves[:, 0], acc, atol=1e-6)
+    fast = np.asarray(jax.jit(learner.batched_eval_curves)(state, tasks, keys))  # what the harness runs
+    np.testing.assert_allclose(fast, curves, atol=1e-6)
 
 
 @pytest.mark.parametrize("bn", ["running", "batch"])

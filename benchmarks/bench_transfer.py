@@ -1,0 +1,146 @@
+"""Transfer baselines: pre-training throughput with the non-episodic sampler, and batched fine-tuning eval.
+
+1. Pre-training images/s of ``baseline`` (Conv-4 + linear head, Adam, batch ``--batch``) with the
+   harness's fused step (``train_batches`` sampler + ``meta_train_step`` in one jit, the data
+   passed as an argument) against a plain reference in the same process: the same jitted step
+   on batches gathered beforehand (device arrays, cycled). Overhead = 1 - reference time /
+   fused time (target < 10 %). On omniglot-lite 28x28x1 (rotation classes) and on a synthetic
+   84x84x3 pool of miniImageNet's shape (64 classes x 60 images), the latter also with Chen
+   et al.'s augmentation (which is work, not sampler overhead; reported separately).
+2. Evaluation of ``--tasks`` frozen omniglot-lite-5w1s test tasks (Chen et al.'s 100 epochs of
+   head fine-tuning each) by the harness's ``Evaluator`` (the learner's ``batched_eval_curves``,
+   batches of 50) against a per-task loop of the jitted ``eval_curve``, same state and keys;
+   the accuracies must agree.
+
+Writes ``benchmarks/results/bench_transfer.json`` (with the load average: the machine is shared).
+
+    python benchmarks/bench_transfer.py [--steps 200] [--tasks 600]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+
+def _time(fn: Any, n: int) -> float:
+    """Seconds per call of ``fn(i)`` over ``n`` calls (after one warm-up call), blocking on the result."""
+    jax.block_until_ready(fn(0))
+    t = time.perf_counter()
+    out = None
+    for i in range(1, n + 1):
+        out = fn(i)
+    jax.block_until_ready(out)
+    return (time.perf_counter() - t) / n
+
+
+def pretrain_throughput(env: Any, steps: int, batch: int, augment: bool = False) -> dict[str, Any]:
+    import metabench
+
+    learner = metabench.make_learner("baseline", env, batch_size=batch, augment=augment)
+    sample, data = learner.train_batches(env)
+    key = jax.random.key(0)
+    state0 = learner.init(jax.random.key(1))
+
+    fused = jax.jit(lambda s, d, t: learner.meta_train_step(s, sample(d, key, t), jax.random.key(2)))
+    plain = jax.jit(lambda s, b: learner.meta_train_step(s, b, jax.random.key(2)))
+    pre = [jax.jit(sample)(data, key, np.int32(i)) for i in range(16)]  # gathered beforehand
+    jax.block_until_ready(pre)
+    st = {"f": state0, "p": state0}
+
+    def run_fused(i: int) -> Any:
+        st["f"], m = fused(st["f"], data, np.int32(i))
+        return m["loss"]
+
+    def run_plain(i: int) -> Any:
+        st["p"], m = plain(st["p"], pre[i % 16])
+        return m["loss"]
+
+    t_fused = _time(run_fused, steps)
+    t_plain = _time(run_plain, steps)
+    return {"env": env.spec.id, "image_shape": list(env.image_shape), "batch": batch, "augment": augment,
+            "steps": steps, "fused_images_per_s": batch / t_fused, "pregathered_images_per_s": batch / t_plain,
+            "sampler_overhead": 1.0 - t_plain / t_fused}
+
+
+def rgb_env() -> Any:
+    """miniImageNet-shaped synthetic pool: 64 / 16 / 20 classes x 60 images of 84x84x3."""
+    from metabench.classification import ClassificationEnv, ImagePool, SplitTable
+    from metabench.spec import EnvSpec
+
+    class RGB(ClassificationEnv):
+        def _load(self):  # type: ignore[no-untyped-def]
+            rng = np.random.default_rng(0)
+            groups = [rng.integers(0, 256, (60, 84, 84, 3), dtype=np.uint8) for _ in range(100)]
+            pool = ImagePool.from_groups(groups, [f"c{i}" for i in range(100)])
+            return pool, {"train": SplitTable.of(range(64)), "val": SplitTable.of(range(64, 80)),
+                          "test": SplitTable.of(range(80, 100))}, "synthetic-rgb-bench"
+
+    spec = EnvSpec(id="rgb-bench-5w1s-v0", entry_point="x:RGB", kind="classification", eval_tasks=600)
+    return RGB(spec, ways=5, shots=1, queries=15)
+
+
+def eval_speed(n_tasks: int) -> dict[str, Any]:
+    import metabench
+    from metabench.harness.evaluate import Evaluator, eval_key
+
+    env = metabench.make(metabench.spec("omniglot-lite-5w1s").replace(eval_tasks=n_tasks))
+    learner = metabench.make_learner("baseline", env)
+    state = learner.init(jax.random.key(0))
+    ev = Evaluator(learner, env, 50)
+    ev.curves(state, "test", 50)  # compile
+    t = time.perf_counter()
+    batched = ev.curves(state, "test")
+    t_batched = time.perf_counter() - t
+    keys = jax.random.split(eval_key(env, "test"), n_tasks)
+    one = jax.jit(learner.eval_curve)
+    tasks = env.eval_tasks("test")
+    jax.block_until_ready(one(state, jax.tree_util.tree_map(lambda x: x[0], tasks), keys[0]))
+    t = time.perf_counter()
+    loop = np.stack([np.asarray(one(state, jax.tree_util.tree_map(lambda x, i=i: x[i], tasks), keys[i]))
+                     for i in range(n_tasks)])
+    t_loop = time.perf_counter() - t
+    return {"env": env.spec.id, "tasks": n_tasks, "ft_epochs": learner.config.ft_epochs, "batched_s": t_batched,
+            "per_task_loop_s": t_loop, "speedup": t_loop / t_batched,
+            "max_abs_accuracy_difference": float(np.abs(batched - loop).max()),
+            "mean_accuracy": float(batched.mean())}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--tasks", type=int, default=600)
+    p.add_argument("--out", default="benchmarks/results/bench_transfer.json")
+    args = p.parse_args()
+    import metabench
+    from metabench.atomic import atomic_write_json
+    from metabench.harness import provenance
+
+    load0 = os.getloadavg()
+    omni = metabench.make("omniglot-lite-5w1s")
+    rgb = rgb_env()
+    rows = [pretrain_throughput(omni, args.steps, args.batch), pretrain_throughput(rgb, args.steps // 8, args.batch),
+            pretrain_throughput(rgb, args.steps // 8, args.batch, augment=True)]
+    for r in rows:
+        print(f"pretrain {r['env']} aug={r['augment']}: fused {r['fused_images_per_s']:.0f} img/s, "
+              f"pre-gathered {r['pregathered_images_per_s']:.0f} img/s, overhead {100 * r['sampler_overhead']:.1f} %")
+    ev = eval_speed(args.tasks)
+    print(f"eval {ev['tasks']} tasks: batched {ev['batched_s']:.1f} s, loop {ev['per_task_loop_s']:.1f} s, "
+          f"x{ev['speedup']:.1f}, max |diff| {ev['max_abs_accuracy_difference']}")
+    out = {"pretrain": rows, "eval": ev, "loadavg_start": load0, "loadavg_end": os.getloadavg(),
+           "cpus": os.cpu_count(), "backend": jax.default_backend(), "code": provenance.code_version(),
+           "versions": provenance.package_versions()}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(Path(args.out), out)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
