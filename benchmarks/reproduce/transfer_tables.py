@@ -102,6 +102,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--root", default=None, help="data root (default $METABENCH_DATA)")
     p.add_argument("--eval-tasks", type=int, default=0, help="frozen test tasks (0: the env's 600; smoke tests)")
     p.add_argument("--queries", type=int, default=0, help="queries per class (0: the env's 15; smoke tests)")
+    p.add_argument("--env", action="append", help="only these env ids of the tables (repeatable)")
+    p.add_argument("--learner", action="append", help="only these learner ids (repeatable)")
     p.add_argument("--dry-run", action="store_true")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
@@ -114,10 +116,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for table in args.table or sorted(ROWS):
         rows: list[dict[str, Any]] = []
         for env_id in ENVS[table]:
+            if args.env and env_id not in args.env:
+                continue
             env = None if args.dry_run else build_env(env_id, args)
             if env is None and not args.dry_run:
                 continue
             for label, lid, overrides in ROWS[table]:
+                if args.learner and lid not in args.learner:
+                    continue
                 ov = {**overrides, **common}
                 values = []
                 for seed in summary["seeds"]:
