@@ -73,10 +73,11 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--calls", type=int, default=3)
     ap.add_argument("--meta-batch", type=int, default=8)
+    ap.add_argument("--families", default="omniglot,sinusoid", help="comma list of omniglot, sinusoid")
     ap.add_argument("--out", default="benchmarks/results/learned_rules.json")
     args = ap.parse_args()
     rows = []
-    for family in ("omniglot", "sinusoid"):
+    for family in args.families.split(","):
         env, env_name = env_for(family)
         settings = [("maml (published T)", "maml", {}), ("maml T=5", "maml", {"inner_steps": 5}),
                     ("turtle (T=5)", "turtle", {}), ("meta-lstm", "meta-lstm", {}),
