@@ -102,8 +102,7 @@ def summarise(found: dict[str, list[dict]]) -> dict[str, Any]:
         table[label] = {"runs": len(recs), "seeds": sorted(r["seed"] for r in recs), "median": med, "ci95": [lo, hi],
                         "final_mse": finals, "median_curve": np.median(curves, 0).tolist(),
                         "adaptation_steps": recs[0]["metrics"][0]["adaptation_step"],
-                        "code": sorted({r["code"].get("commit", "?") if isinstance(r["code"], dict) else str(r["code"])
-                                        for r in recs})}
+                        "code": sorted({str(r["code"].get("git_revision", "?")) for r in recs})}
     return table
 
 
