@@ -5,7 +5,8 @@
 >>> task = env.sample_task(jax.random.key(0), "train")
 
 Importing metabench registers the built-in ids but imports no env module, no MuJoCo
-and touches no dataset.
+and touches no dataset; the ids appear in gymnasium's registry as ``metabench/<id>`` once
+gymnasium is imported (``metabench.gym_ids``).
 """
 
 from __future__ import annotations
@@ -58,3 +59,6 @@ __all__ = [
 
 import metabench.baselines  # noqa: E402,F401  (registers the built-in learners; imports none)
 import metabench.envs  # noqa: E402,F401  (registers the built-in ids; imports no env module)
+from metabench.gym_ids import install as _install_gym_ids  # noqa: E402
+
+_install_gym_ids()  # gymnasium ids metabench/<id>, registered once gymnasium is imported (metabench.gym_ids)

@@ -126,6 +126,9 @@ def register(
         raise RegistrationError(f"register: {id!r} must not carry a module prefix")
     spec = EnvSpec(id=id, entry_point=entry_point, kind=kind, kwargs=dict(kwargs or {}), **spec_fields)  # type: ignore[arg-type]
     registry.add(id, spec, override)
+    from metabench.gym_ids import on_register
+
+    on_register(spec)  # mirrored in gymnasium's registry when gymnasium is imported
     return spec
 
 
