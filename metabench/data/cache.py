@@ -16,6 +16,13 @@ either no cache or a complete one, and concurrent builders do not corrupt each o
 first rename wins; the others load it). A cache whose ``meta.json`` is missing or
 unreadable, or whose arrays do not match the recorded shapes, dtypes and sizes, is
 rebuilt with a warning.
+
+Every load also checks the content of every cache file against the digests recorded when
+it was built (``metabench.data.integrity``: xxh3-128 of each ``.npy``, a digest of
+``meta.json``; about 0.1 s per GB), so a file damaged in place at the same size is rebuilt
+with a warning, never sampled from. ``METABENCH_VERIFY_CACHE=0`` or ``verify=False`` skips
+that check. A cache built before these digests existed is checked once with its recorded
+sha256s and then sealed with them.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from metabench.atomic import atomic_write_json
+from metabench.data import integrity
 from metabench.data.checksum import file_digest
 from metabench.data.root import cache_dir
 from metabench.errors import DataError
@@ -184,8 +192,12 @@ def data_hash_of(source_hashes: Sequence[str], settings: Mapping[str, Any]) -> s
 # -- load / build ----------------------------------------------------------------------
 
 
-def _load(path: Path, data_hash: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """The arrays of a complete, consistent cache; raises ``ValueError`` describing what is wrong."""
+def _load(path: Path, data_hash: str, *, verify: bool) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The arrays of a complete, consistent cache; raises ``ValueError`` describing what is wrong.
+
+    ``verify``: also check every file's content against the recorded digests
+    (``integrity.CorruptCacheError`` on a mismatch).
+    """
     try:
         with open(path / "meta.json") as f:
             meta = json.load(f)
@@ -193,6 +205,8 @@ def _load(path: Path, data_hash: str) -> tuple[dict[str, np.ndarray], dict[str, 
         raise ValueError("meta.json is missing") from None
     except (OSError, ValueError) as e:
         raise ValueError(f"meta.json is unreadable ({e})") from None
+    if verify and isinstance(meta, dict) and integrity.RECORD_DIGEST in meta:
+        integrity.check_record(path, meta)
     if not isinstance(meta, dict) or meta.get("format") != CACHE_FORMAT or meta.get("data_hash") != data_hash:
         raise ValueError("meta.json does not describe this cache")
     arrays: dict[str, np.ndarray] = {}
@@ -209,7 +223,30 @@ def _load(path: Path, data_hash: str) -> tuple[dict[str, np.ndarray], dict[str, 
         if list(arr.shape) != rec["shape"] or arr.dtype.str != rec["dtype"]:
             raise ValueError(f"{rec['file']} is {arr.dtype.str}{list(arr.shape)}, expected {rec['dtype']}{rec['shape']}")
         arrays[key] = arr
+    if verify:
+        if integrity.is_sealed(meta):
+            integrity.check_arrays(path, meta)
+        else:
+            meta = _verify_and_seal_legacy(path, meta, arrays)
     return arrays, meta
+
+
+def _verify_and_seal_legacy(path: Path, meta: dict[str, Any], arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """Check a cache built before the fast digests against its recorded sha256s, then record them."""
+    for key, arr in arrays.items():
+        rec = meta["arrays"][key]
+        if _array_digest(arr) != rec.get("sha256"):
+            raise integrity.CorruptCacheError(path / rec["file"], "content hash mismatch with the sha256 recorded when the cache was built")
+    sealed = json.loads(json.dumps(meta))
+    for rec in sealed["arrays"].values():
+        rec[integrity.FAST_HASH] = integrity.fast_file_digest(path / rec["file"])
+    integrity.seal(sealed)
+    try:
+        atomic_write_json(path / "meta.json", sealed, indent=1)
+    except OSError as e:  # read-only cache: verified with sha256 again next time
+        log.info("cannot record fast digests in %s (%s); it will be checked with sha256 on every load", path, e)
+        return meta
+    return sealed
 
 
 def _array_digest(arr: np.ndarray) -> str:
@@ -227,6 +264,7 @@ def load_or_build(
     build: Callable[[], Mapping[str, np.ndarray]],
     *,
     meta: Mapping[str, Any] | None = None,
+    verify: bool | None = None,
 ) -> tuple[dict[str, np.ndarray], CacheInfo]:
     """The arrays of cache ``name`` for these sources and settings, building them if needed.
 
@@ -236,12 +274,15 @@ def load_or_build(
         settings: JSON-able preprocessing settings (image size, filter, ...).
         build: returns ``{array name: np.ndarray}``; called only when no valid cache exists.
         meta: extra JSON-able information stored in ``meta.json`` (e.g. class names).
+        verify: check an existing cache's content against its recorded digests (default:
+            ``$METABENCH_VERIFY_CACHE``, on unless ``0``); a mismatch rebuilds it with a warning.
 
     Returns:
         ``(arrays, info)``: read-only memory-mapped arrays and a ``CacheInfo``.
 
     Raises:
-        DataError: a source is missing or unreadable, or the disk filled up while writing.
+        DataError: a source is missing or unreadable, or the disk filled up while writing, or
+            a corrupt cache could not be rebuilt (the message names the file and what to run).
     """
     if not name or "/" in name or name.startswith("."):
         raise ValueError(f"cache name must be a plain file name, got {name!r}")
@@ -253,7 +294,8 @@ def load_or_build(
     if not all(memo for _, memo in hashed):
         _save_index(root, index)
     dh = data_hash_of(hashes, settings)
-    found = _try_load(name, dh)
+    check = integrity.verify_enabled(verify)
+    found, problem = _try_load(name, dh, check)
     if found is not None:
         return found
     if any(memo for _, memo in hashed):
@@ -263,12 +305,21 @@ def load_or_build(
             log.warning("source hashes of %s did not match their memo (same size, times and inode); re-hashed", name)
             _save_index(root, index)
             hashes, dh = fresh, data_hash_of(fresh, settings)
-            found = _try_load(name, dh)
+            found, problem = _try_load(name, dh, check)
             if found is not None:
                 return found
     key = dh[:16]
     final = root / f"{name}-{key}"
-    arrays_in = {k: np.ascontiguousarray(v) for k, v in build().items()}
+    try:
+        built = build()
+    except DataError as e:
+        if problem is None:
+            raise
+        raise DataError(
+            f"{problem}; rebuilding it from the sources failed: {e}\nRestore the sources, then run "
+            f"`metabench data prepare {_dataset_of(name)}` (or delete {final} and load the env again)."
+        ) from e
+    arrays_in = {k: np.ascontiguousarray(v) for k, v in built.items()}
     record = {
         "format": CACHE_FORMAT,
         "name": name,
@@ -299,8 +350,9 @@ def load_or_build(
                 "nbytes": int(arr.nbytes),
                 "file_size": (tmp / fname).stat().st_size,
                 "sha256": _array_digest(arr),
+                integrity.FAST_HASH: integrity.fast_file_digest(tmp / fname),
             }
-        atomic_write_json(tmp / "meta.json", record, indent=1)
+        atomic_write_json(tmp / "meta.json", integrity.seal(record), indent=1)
         _install(tmp, final, dh)
     except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -310,22 +362,34 @@ def load_or_build(
                 f"or point $METABENCH_CACHE at a larger disk"
             ) from e
         raise
-    arrays, m = _load(final, dh)
+    arrays, m = _load(final, dh, verify=False)  # just written here (or verified by _install)
     return arrays, CacheInfo(name, key, dh, final, True, m)
 
 
-def _try_load(name: str, data_hash: str) -> tuple[dict[str, np.ndarray], CacheInfo] | None:
-    """The existing cache for ``data_hash``, or ``None`` (absent, or stale/corrupt: warned)."""
+def _dataset_of(cache_name: str) -> str:
+    """The dataset whose cache family ``cache_name`` is (for ``metabench data prepare``), else a placeholder."""
+    from metabench.data.manifest import DATASETS
+
+    names = [d for d in DATASETS if cache_name == d or cache_name.startswith(f"{d}-")]
+    return max(names, key=len) if names else "<dataset or env id>"
+
+
+def _try_load(
+    name: str, data_hash: str, verify: bool
+) -> tuple[tuple[dict[str, np.ndarray], CacheInfo] | None, str | None]:
+    """``(found, problem)``: the existing cache for ``data_hash``, or ``None`` and, when a cache
+    was there but stale or corrupt (warned), what was wrong with it."""
     key = data_hash[:16]
     final = cache_dir() / f"{name}-{key}"
     if not final.exists():
-        return None
+        return None, None
     try:
-        arrays, m = _load(final, data_hash)
+        arrays, m = _load(final, data_hash, verify=verify)
     except ValueError as e:
-        log.warning("cache %s is stale or corrupt (%s); rebuilding it", final, e)
-        return None
-    return arrays, CacheInfo(name, key, data_hash, final, False, m)
+        log.warning("cache %s is stale or corrupt (%s); rebuilding it from the sources", final, e)
+        where = e.file if isinstance(e, integrity.CorruptCacheError) else final
+        return None, f"cache file {where} is stale or corrupt ({e})"
+    return (arrays, CacheInfo(name, key, data_hash, final, False, m)), None
 
 
 def _install(tmp: Path, final: Path, data_hash: str) -> None:
@@ -333,7 +397,7 @@ def _install(tmp: Path, final: Path, data_hash: str) -> None:
     builder won the race) is kept and ``tmp`` discarded."""
     if final.exists():
         try:
-            _load(final, data_hash)
+            _load(final, data_hash, verify=True)  # a corrupt final is replaced, not kept
             shutil.rmtree(tmp, ignore_errors=True)
             return
         except ValueError:
@@ -354,14 +418,14 @@ def _install(tmp: Path, final: Path, data_hash: str) -> None:
 
 
 def verify_cache(path: str | os.PathLike[str]) -> None:
-    """Recompute every array's sha256 and compare with ``meta.json``; raises ``DataError``."""
+    """Check every file's recorded digests (xxh3-128, then sha256) against its content; raises ``DataError``."""
     p = Path(path)
     try:
         meta = json.loads((p / "meta.json").read_text())
     except (OSError, ValueError) as e:
         raise DataError(f"{p}: meta.json missing or unreadable ({e}); delete the directory to rebuild it") from e
     try:
-        arrays, _ = _load(p, meta.get("data_hash", ""))
+        arrays, meta = _load(p, meta.get("data_hash", ""), verify=True)
     except ValueError as e:
         raise DataError(f"{p}: {e}; delete the directory to rebuild it") from e
     for k, arr in arrays.items():
