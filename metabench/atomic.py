@@ -4,7 +4,9 @@ A reader never sees a half-written file, and two writers never share a temp file
 (``tempfile.mkstemp`` gives each one a unique name), so concurrent runs cannot corrupt
 or lose each other's results. The new file gets the mode of the file it replaces, or
 ``0o666`` less the process umask for a new one (what ``open(path, "w")`` would give), not
-``mkstemp``'s private ``0o600``.
+``mkstemp``'s private ``0o600``. A writer killed between the two steps leaves its temp file;
+the next write into the same directory removes such files once they are older than a grace
+period (``metabench.debris``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from metabench.debris import clean_stale_temps
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
@@ -34,6 +38,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
             os.unlink(tmp)
         raise
     _fsync_dir(path.parent)
+    clean_stale_temps(path.parent)
     return path
 
 
