@@ -27,6 +27,7 @@ from metabench.learner import (
     pprint_learners,
     register_learner,
 )
+from metabench.loading import LoadedRun, LoadError, load
 from metabench.registry import make, pprint_registry, register, registry, spec
 from metabench.spec import EnvSpec
 from metabench.tasks import SupervisedTask
@@ -40,6 +41,8 @@ __all__ = [
     "EnvSpec",
     "Learner",
     "LearnerConfig",
+    "LoadError",
+    "LoadedRun",
     "MetaEnv",
     "MetabenchError",
     "RegistrationError",
@@ -47,6 +50,7 @@ __all__ = [
     "UnknownIdError",
     "__version__",
     "learner_registry",
+    "load",
     "make",
     "make_learner",
     "pprint_learners",

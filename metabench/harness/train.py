@@ -28,6 +28,7 @@ from metabench.harness.config import DEFAULT_STEPS, DEFAULT_VAL_EVERY, RunConfig
 from metabench.harness.evaluate import Evaluator
 from metabench.harness.metrics import is_better, metric_for
 from metabench.harness.record import build_record, jsonable
+from metabench.loading import checkpoint_load_meta
 from metabench.progress import Progress
 
 Callback = Callable[[int, Any, Mapping[str, Any]], None]
@@ -273,6 +274,7 @@ def run_config(cfg: RunConfig, *, env: Any = None, mesh: Any = None, callback: C
     last_metrics: list[Any] = [None]
 
     writer = jax.process_index() == 0  # multi-process runs: one process writes checkpoints and results
+    load_meta = checkpoint_load_meta(env, learner, cfg.overrides)
 
     def checkpoint(cur_state: Any, cur_step: int) -> None:
         best = best_state if best_state is not None else cur_state
@@ -280,6 +282,7 @@ def run_config(cfg: RunConfig, *, env: Any = None, mesh: Any = None, callback: C
             save_checkpoint(ckpt, {"state": cur_state, "best": best},
                             {"step": cur_step, "config_hash": chash, "seed": cfg.seed, "env": env.spec.id,
                              "learner": learner_id, "rng": {"seed": cfg.seed, "next_step": cur_step},
+                             **load_meta,  # what metabench.load needs without the result record
                              "book": {**book, "train_time_s": book["train_time_s"] + time.perf_counter() - t0}})
         last_ckpt["step"] = cur_step
 
