@@ -5,9 +5,9 @@ Every file of a cache directory is covered: each ``.npy`` by the xxh3-128 of all
 sha256 of its canonical JSON without that field. xxh3-128 is not cryptographic: it guards
 against bit flips, half-synced copies and in-place edits, not against an attacker who can
 also rewrite ``meta.json`` (nothing on the local disk could). It was chosen by throughput
-(``benchmarks/bench_cache_verify.py``: xxh3-128 ~18 GB/s, blake3 ~4.4, sha256 ~1.5,
-blake2b ~0.9 on the 2-core dev box), so a verified load costs about 0.1 s per GB from the
-page cache.
+(``benchmarks/bench_cache_verify.py``: xxh3-128 18.5 GB/s, blake3 5.7, sha256 1.4,
+blake2b 0.9 on the 2-core dev box), so a verified load costs about 0.07 s per GB from the
+page cache (a cold cache also pays the disk read of its files).
 
 Set ``METABENCH_VERIFY_CACHE=0`` (or pass ``verify=False`` to ``load_or_build``) to skip the
 content check and accept the risk; the cheap size, shape and dtype checks always run.
