@@ -352,7 +352,8 @@ def load_or_build(
                 "sha256": _array_digest(arr),
                 integrity.FAST_HASH: integrity.fast_file_digest(tmp / fname),
             }
-        atomic_write_json(tmp / "meta.json", integrity.seal(record), indent=1)
+        # sealed as it will read back (tuples -> lists, ...), so the digest matches the file
+        atomic_write_json(tmp / "meta.json", integrity.seal(json.loads(json.dumps(record))), indent=1)
         _install(tmp, final, dh)
     except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)

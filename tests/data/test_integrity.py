@@ -175,3 +175,13 @@ def test_verify_enabled_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -
     assert integrity.verify_enabled(True)
     monkeypatch.setenv(integrity.VERIFY_ENV, "1")
     assert integrity.verify_enabled() and not integrity.verify_enabled(False)
+
+
+def test_tuple_settings_and_meta_verify_after_reload(tmp_path: Path) -> None:
+    src = write_source(tmp_path)
+    settings = {"size": (28, 28), "filter": "bilinear"}
+    _, info = load_or_build("t", [src], settings, Builder(), meta={"classes": ("a", "b")})
+    b = Builder()
+    load_or_build("t", [src], settings, b)
+    assert b.calls == 0  # the sealed meta.json verifies as written
+    verify_cache(info.path)
