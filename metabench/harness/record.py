@@ -9,8 +9,11 @@ import numpy as np
 
 from metabench.harness import provenance
 from metabench.harness.metrics import metric_for, summarize, summarize_curve
+from metabench.harness.per_task import encode_per_task
 
-SCHEMA_VERSION = "1.0"
+#: 1.1 adds ``per_task`` (``metabench.harness.per_task``); 1.0 files are still read
+SCHEMA_VERSION = "1.1"
+READABLE_SCHEMA_VERSIONS = ("1.0", "1.1")
 
 
 def jsonable(obj: Any) -> Any:
@@ -74,6 +77,7 @@ def build_record(
             **headline,
         }],
         "curves": curves,
+        "per_task": encode_per_task(test_curves[:, -1], metric=metric, adaptation_step=steps - 1),
         "validation": validation,
         "train": train,
         "eval": {"wall_time_s": eval_wall_s, "tasks_per_s": n / eval_wall_s if eval_wall_s > 0 else None},

@@ -4,14 +4,21 @@ The schema lives here as data so that an installed metabench can validate withou
 repository; ``leaderboard/schema.json`` is this dict written out (a test keeps them equal;
 ``python -m metabench.leaderboard.schema > leaderboard/schema.json`` regenerates it).
 Bump ``SCHEMA_VERSION`` (and accept the old versions explicitly) on any change.
+
+Versions: 1.0; 1.1 adds ``per_task`` (the headline metric of every test task), required
+from 1.1 on and absent from 1.0 files, which are still read. Formats (``date-time``) are
+enforced by ``metabench.leaderboard.formats.FORMAT_CHECKER``: a JSON Schema validator only
+annotates formats unless it is given a format checker.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
-from metabench.harness.record import SCHEMA_VERSION
+from metabench.harness.record import READABLE_SCHEMA_VERSIONS, SCHEMA_VERSION
+from metabench.leaderboard.formats import FORMAT_CHECKER
 
 _num = {"type": "number"}
 _int0 = {"type": "integer", "minimum": 0}
@@ -30,6 +37,13 @@ def _obj(required: dict[str, Any], optional: dict[str, Any] | None = None, *, ex
 
 
 _summary = {"mean": _num, "ci95": {"type": "number", "minimum": 0}, "n_tasks": {"type": "integer", "minimum": 1}}
+_per_task = _obj({
+    "metric": _str,
+    "split": _str,
+    "adaptation_step": _int0,
+    "dtype": {"const": "float32"},
+    "values": {"type": "array", "minItems": 1, "items": _num},
+})
 _curve = _obj({
     "name": _str,
     "metric": _str,
@@ -45,7 +59,7 @@ SCHEMA: dict[str, Any] = {
     "title": "metabench result",
     "description": "One run of one learner on one env, evaluated on the env's frozen test tasks.",
     **_obj({
-        "schema_version": {"const": SCHEMA_VERSION},
+        "schema_version": {"enum": list(READABLE_SCHEMA_VERSIONS)},
         "name": {"type": "string", "pattern": r"^[A-Za-z0-9_.\-]+__[A-Za-z0-9_.\-]+__[0-9a-f]{8}__s[0-9]+$"},
         "env": _obj({
             "id": _str,
@@ -91,16 +105,23 @@ SCHEMA: dict[str, Any] = {
         "timestamp": {"type": "string", "format": "date-time"},
         "host": _obj({"hostname": _str, "cpu": _opt_str, "cpu_count": {"type": ["integer", "null"]}},
                      {"platform": _str}),
-    }),
+    }, {"per_task": _per_task}),
+    # from 1.1 on every record carries its per-task values
+    "if": {"properties": {"schema_version": {"const": "1.0"}}},
+    "else": {"required": ["per_task"]},
 }
+
+
+@functools.lru_cache(maxsize=1)
+def _validator() -> Any:
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(SCHEMA, format_checker=FORMAT_CHECKER)
 
 
 def schema_errors(record: Any) -> list[str]:
     """Every way ``record`` breaks the schema, as ``"path: message"`` lines (empty when valid)."""
-    import jsonschema
-
-    validator = jsonschema.Draft202012Validator(SCHEMA)
-    errors = sorted(validator.iter_errors(record), key=lambda e: list(map(str, e.absolute_path)))
+    errors = sorted(_validator().iter_errors(record), key=lambda e: list(map(str, e.absolute_path)))
     return [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors]
 
 

@@ -61,3 +61,29 @@ def make_variant(record: dict[str, Any], *, learner: str | None = None, seed: in
         r["metrics"][0]["mean"] = mean
     r["name"] = f"{r['env']['id']}__{r['learner']['id']}__{r['config_hash'][:8]}__s{r['seed']}"
     return r
+
+
+@pytest.fixture(scope="session")
+def pertask() -> Any:
+    """The ``with_per_task`` function."""
+    return with_per_task
+
+
+def with_per_task(record: dict[str, Any], values: Any, *, learner: str | None = None, seed: int | None = None,
+                  config_hash: str | None = None) -> dict[str, Any]:
+    """A copy of ``record`` (a variant) whose per-task values are ``values`` and whose headline
+    mean is their mean (``config_hash``: another configuration)."""
+    import numpy as np
+
+    from metabench.harness.per_task import encode_per_task
+
+    r = make_variant(record, learner=learner, seed=seed)
+    if config_hash is not None:
+        r["config_hash"] = config_hash
+    m = r["metrics"][0]
+    block = encode_per_task(values, metric=m["name"], adaptation_step=m.get("adaptation_step", 0))
+    r["per_task"] = block
+    v = np.asarray(block["values"], dtype=np.float64)
+    m.update(mean=float(v.mean()), n_tasks=int(v.size), ci95=float(1.96 * v.std() / np.sqrt(v.size)))
+    r["name"] = f"{r['env']['id']}__{r['learner']['id']}__{r['config_hash'][:8]}__s{r['seed']}"
+    return r
