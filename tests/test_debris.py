@@ -105,3 +105,26 @@ def test_grace_period_is_relative_to_now(tmp_path: Path) -> None:
     assert debris.stale_temps(tmp_path, grace_s=100, now=mtime + 101) == [f]
     assert debris.clean_stale_temps(tmp_path, grace_s=100, now=mtime + 101) == [f] and not f.exists()
     assert debris.clean_stale_temps(tmp_path / "missing") == []
+
+
+def test_killed_cache_builders_directory_is_removed_by_the_next_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    from metabench.data import load_or_build
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("METABENCH_CACHE", str(cache))
+    cache.mkdir()
+    old = cache / ".omniglot-28-0123456789abcdef.k1ll3d_x.tmp"  # a builder killed while writing
+    old.mkdir()
+    (old / "images.npy").write_bytes(b"half")
+    trash = cache / ".omniglot-28-0123456789abcdef.abcdefgh.stale"
+    trash.mkdir()
+    live = cache / ".omniglot-28-fedcba9876543210.b_sy1234.tmp"  # a builder writing now
+    live.mkdir()
+    for p in (old / "images.npy", old, trash):
+        _age(p, debris.STALE_AFTER_S + 60)
+    src = tmp_path / "src.bin"
+    src.write_bytes(b"x")
+    load_or_build("t", [src], {}, lambda: {"x": np.zeros(3, np.uint8)})
+    assert not old.exists() and not trash.exists() and live.is_dir()

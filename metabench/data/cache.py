@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from metabench.atomic import atomic_write_json
+from metabench.debris import clean_stale_dirs
 from metabench.data import integrity
 from metabench.data.checksum import file_digest
 from metabench.data.root import cache_dir
@@ -332,6 +333,7 @@ def load_or_build(
     }
     try:
         root.mkdir(parents=True, exist_ok=True)
+        clean_stale_dirs(root)  # what builders killed mid-write left (older than the grace period)
         tmp = Path(tempfile.mkdtemp(prefix=f".{name}-{key}.", suffix=".tmp", dir=root))
     except OSError as e:
         log.warning("cache directory %s is not writable (%s); keeping %s in memory only", root, e, name)
