@@ -130,7 +130,7 @@ def run_child(env_id: str, kwargs: dict[str, Any], *, verify: bool, cache: Path,
            "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")}
     env.pop("METABENCH_COMPILE_CACHE", None)
     proc = subprocess.run([sys.executable, "-c", _CHILD, env_id, json.dumps(kwargs)], capture_output=True, text=True,
-                          env=env, timeout=timeout)
+                          env=env, timeout=timeout, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"child failed ({proc.returncode}): {proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -198,9 +198,9 @@ def bench_omniglot(work: Path, repeats: int) -> dict[str, Any]:
 def bench_mini(work: Path, repeats: int) -> dict[str, Any]:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench_image_cache import generate
+    from metabench.envs.mini_imagenet import load_mini_imagenet
 
     from metabench.data import cache as C
-    from metabench.envs.mini_imagenet import load_mini_imagenet
 
     cache = work / "cache-mini"
     os.environ["METABENCH_CACHE"] = str(cache)

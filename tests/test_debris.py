@@ -29,7 +29,7 @@ A.atomic_write_text(sys.argv[1], '{"half": "written"}')
 
 def _killed_writer_temp(target: Path) -> Path:
     """Run a writer that is SIGKILLed between writing its temp file and renaming it; its temp file."""
-    proc = subprocess.run([sys.executable, "-c", _KILLED_WRITER, str(target)], capture_output=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", _KILLED_WRITER, str(target)], capture_output=True, timeout=120, check=False)
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
     assert not target.exists()
     (tmp,) = [p for p in target.parent.iterdir() if p.name.startswith(f".{target.name}.")]

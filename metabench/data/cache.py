@@ -43,10 +43,10 @@ from typing import Any
 import numpy as np
 
 from metabench.atomic import atomic_write_json
-from metabench.debris import clean_stale_dirs
 from metabench.data import integrity
 from metabench.data.checksum import file_digest
 from metabench.data.root import cache_dir
+from metabench.debris import clean_stale_dirs
 from metabench.errors import DataError
 
 log = logging.getLogger("metabench.data")

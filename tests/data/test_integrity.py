@@ -16,7 +16,7 @@ from metabench.data import integrity, load_or_build, verify_cache
 from metabench.errors import DataError
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cache_helpers import Builder, write_source  # noqa: E402
+from cache_helpers import Builder, write_source
 
 
 def _flip_in_place(path: Path, start: int, n: int) -> None:
