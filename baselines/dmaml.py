@@ -44,7 +44,7 @@ surrogate's value says little about how good a policy is.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -121,8 +121,8 @@ class DMAML(Learner):
         generator: str = "plain"
         g: float = 1.0
         history: int = 5
-        adam_state: str = "keep"
-        worker_map: str = "auto"
+        adam_state: Literal["keep", "reset", "mean"] = "keep"
+        worker_map: Literal["auto", "vmap", "map", "unroll"] = "auto"
         devices: int = 0
         processes: int = 0
         judge: str = "auto"

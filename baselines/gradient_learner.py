@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -79,13 +79,13 @@ class GradientLearner(Learner):
         eval_steps: int | None = None
         meta_lr: float = 1e-3
         first_order: bool = False
-        meta_reduce: str = "mean"
+        meta_reduce: Literal["mean", "sum"] = "mean"
         channels: int = 64
         depth: int = 4
         hidden: tuple[int, ...] = (40, 40)
         inner_scan: bool = False
-        task_map: str = "auto"
-        pool: str = "auto"
+        task_map: Literal["auto", "vmap", "map", "unroll"] = "auto"
+        pool: Literal["auto", "stride", "max"] = "auto"
 
     # -- hooks ------------------------------------------------------------------------------
     def env_defaults(self, env: Any, config: Any) -> dict[str, Any]:

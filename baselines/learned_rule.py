@@ -10,7 +10,7 @@ to ``inner_steps``). Subclasses: ``metabench.baselines.meta_lstm`` and
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import jax
 import optax
@@ -32,7 +32,7 @@ class LearnedRuleLearner(GradientLearner):
         meta_reduce: defaults to ``"sum"``, Algorithm 9 line 11 of seed 003.
         """
 
-        meta_reduce: str = "sum"
+        meta_reduce: Literal["mean", "sum"] = "sum"
         meta_grad_clip: float = 0.0
 
     def env_defaults(self, env: Any, config: Any) -> dict[str, Any]:

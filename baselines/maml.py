@@ -64,6 +64,8 @@ class MAML(GradientLearner):
 
     kinds: ClassVar[frozenset[str]] = frozenset({"classification", "regression", "rl"})
     name: ClassVar[str] = "maml"
+    help_note: ClassVar[str] = ("on RL envs (nav2d, point-nav, MuJoCo) maml is MAML for RL, whose options "
+                                "`metabench list learners maml-rl` lists")
 
     def __new__(cls, env: Any, config: Any = None, mesh: Any = None) -> Any:
         """On an RL env, ``MAML(env, config)`` is MAML for RL (``metabench.baselines.maml_rl``)."""

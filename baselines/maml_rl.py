@@ -112,7 +112,7 @@ same inner loop and budget).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import jax
 import jax.numpy as jnp
@@ -258,11 +258,11 @@ class MamlRL(Learner):
         eval_later_lr: float | None = None
         eval_batch_steps: int | None = None
         eval_envs: int = 0
-        outer: str | None = None
+        outer: Literal["trpo", "ppo"] | None = None
         max_kl: float = 0.01
         cg_iters: int = 10
-        hvp: str = "exact"
-        kl_weighting: str | None = None
+        hvp: Literal["exact", "finite_difference"] = "exact"
+        kl_weighting: Literal["task", "pooled"] | None = None
         meta_lr: float | None = None
         outer_epochs: int = 5
         clip: float = 0.3
@@ -278,7 +278,7 @@ class MamlRL(Learner):
         discount: float = 0.99
         meta_train: bool = True
         normalize_actions: bool = True
-        squash: str | None = None
+        squash: Literal["clip", "tanh", "displacement"] | None = None
 
         #: ``hvp`` and ``kl_weighting`` came after the published results; at their defaults they
         #: stay out of their hash (TRPO resolves ``kl_weighting`` to ``"pooled"``, which is hashed)

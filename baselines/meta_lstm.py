@@ -27,7 +27,7 @@ are 5 updates and MAML's 25 tasks per meta-update.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from metabench.baselines.learned_rule import LearnedRuleLearner
 from metabench.baselines.update_rules.base import check_inputs
@@ -55,7 +55,7 @@ class MetaLSTM(LearnedRuleLearner):
         meta_grad_clip: 0.25, the original's clip of the meta-gradient norm.
         """
 
-        inputs: str = "proc"
+        inputs: Literal["grad", "grad+loss", "proc"] = "proc"
         lstm_hidden: int = 20
         first_order: bool = True
         meta_grad_clip: float = 0.25

@@ -18,7 +18,7 @@ meta-batch are folded into one convolution batch with per-episode batch-norm sta
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -71,11 +71,11 @@ class ProtoNet(Learner):
         meta_batch: int = 1
         lr: float = 1e-3
         lr_halve_every: int = 0
-        distance: str = "euclidean"
+        distance: Literal["euclidean", "cosine"] = "euclidean"
         cosine_scale: float = 10.0
         channels: int = 64
         depth: int = 4
-        episode_map: str = "reshape"
+        episode_map: Literal["vmap", "reshape"] = "reshape"
 
     def __init__(self, env: Any, config: Config, mesh: jax.sharding.Mesh | None = None):
         super().__init__(env, config, mesh)

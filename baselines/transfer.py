@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -233,10 +233,10 @@ class TransferLearner(Learner):
         meta_batch: unused by transfer learners (the harness records it; set to batch_size).
         """
 
-        init: str = "pretrained"
-        head: str = "linear"
-        finetune: str = "head"
-        bn: str = "running"
+        init: Literal["pretrained", "scratch"] = "pretrained"
+        head: Literal["linear", "cosine"] = "linear"
+        finetune: Literal["head", "all"] = "head"
+        bn: Literal["running", "batch"] = "running"
         batch_size: int = 16
         lr: float = 1e-3
         epochs: int | None = None

@@ -17,7 +17,7 @@ meta-batch is used (25 sinusoid tasks, 32 5-way and 16 20-way image tasks).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from metabench.baselines.learned_rule import LearnedRuleLearner
 from metabench.baselines.maml import _defaults
@@ -42,7 +42,7 @@ class Turtle(LearnedRuleLearner):
         learn_alpha: learn ``alpha`` (False: fixed, as §3.5.1's vector of ones).
         """
 
-        inputs: str = "grad"
+        inputs: Literal["grad", "grad+loss", "proc"] = "grad"
         layers: tuple[int, ...] = (20, 20, 20, 20, 20)
         alpha_init: float | None = None
         learn_alpha: bool = True

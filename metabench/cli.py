@@ -1,8 +1,10 @@
 """The ``metabench`` command line (argparse).
 
-    metabench list [envs|learners]
+    metabench list [envs|learners [ID]]
     metabench run --env ID --learner ID [--steps N --seed S --out DIR --set k=v ... --env-set k=v ...
-                  --val-every N --val-tasks N --checkpoint-every N --resume --no-progress]
+                  --val-every N --val-tasks N --checkpoint-every N --resume --no-progress
+                  --log-dir DIR [--tensorboard]]
+    metabench run --learner ID --help   (the run options and every option of learner ID)
     metabench leaderboard [--dir leaderboard]
     metabench data status [--root DIR]
     metabench data prepare ID [--root DIR] [--download]
@@ -48,6 +50,13 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.what in (None, "envs"):
         print("Environments:")
         metabench.pprint_registry()
+    if args.id is not None:
+        if args.what != "learners":
+            raise ConfigError("metabench list ID lists a learner's options: metabench list learners ID")
+        from metabench.learner import learner_help
+
+        print(learner_help(args.id))
+        return 0
     if args.what in (None, "learners"):
         if args.what is None:
             print()
@@ -66,7 +75,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides=parse_assignments(args.set, "--set", literal=False),
         env_overrides=parse_assignments(args.env_set, "--env-set", literal=True),
         train_env_overrides=parse_assignments(args.train_env_set, "--train-env-set", literal=True),
-        progress=not args.no_progress,
+        progress=not args.no_progress, log_dir=args.log_dir, tensorboard=args.tensorboard,
     )
     result = run_config(cfg)
     m = result.metric
@@ -123,11 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("list", help="list registered envs and/or learners")
     s.add_argument("what", nargs="?", choices=["envs", "learners"])
+    s.add_argument("id", nargs="?", help="a learner id: list its options (type, default, doc)")
     s.set_defaults(func=cmd_list)
 
     s = sub.add_parser("run", help="meta-train a learner on an env and evaluate it on the frozen test tasks")
     s.add_argument("--env", required=True, help="env id, e.g. sinusoid-5s, omniglot-lite-5w1s")
-    s.add_argument("--learner", required=True, help="learner id, e.g. protonet, maml")
+    s.add_argument("--learner", required=True,
+                   help="learner id, e.g. protonet, maml (with --help: every option of that learner)")
     s.add_argument("--steps", type=int, default=None,
                    help="meta-training steps (default: the learner's published budget for the env where it has "
                         "one, e.g. maml on point-nav: 100 as Finn et al.; else 1000)")
@@ -147,6 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--eval-batch", type=int, default=50, help="tasks per evaluation batch (default 50)")
     s.add_argument("--resume", action="store_true", help="continue from the run's checkpoint")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.add_argument("--log-dir", default=None, metavar="DIR",
+                   help="write metrics as JSON lines per step and validation to DIR/<run name>/metrics.jsonl")
+    s.add_argument("--tensorboard", action="store_true",
+                   help="with --log-dir: TensorBoard event files there too (pip install 'metabench[tensorboard]')")
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("leaderboard", help="validate results and regenerate the leaderboard README and plots")
@@ -173,6 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-table", action="store_true", help="do not regenerate README.md and plots")
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=cmd_bench)
+
+    from metabench.leaderboard.commands import add_commands  # compare, canonical (issue 27)
+
+    add_commands(sub)
     return p
 
 
@@ -180,6 +199,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``metabench`` console script; returns the exit status."""
     from metabench.harness import RunInterrupted
 
+    from metabench.cli_help import requested_learner, run_help
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    learner_id = requested_learner(argv)  # `run --learner ID --help`: the learner's options too
+    try:
+        if learner_id is not None:
+            print(run_help(build_parser(), learner_id), end="")
+            return 0
+    except MetabenchError as e:
+        print(f"metabench: error: {e}", file=sys.stderr)
+        return 1
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 import jax
 import jax.numpy as jnp
 
+from metabench.config_fields import check_choices, choices_of, coerce_choice, format_fields
 from metabench.errors import ConfigError, RegistrationError
 from metabench.registry import Table, did_you_mean, load_entry_point
 from metabench.tasks import PRNGKey, SupervisedTask, Task
@@ -52,6 +53,9 @@ class LearnerConfig:
     #: results were published whose default reproduces those results, so that the results'
     #: hashes (and file names) stay valid. A non-default value is hashed as usual.
     hash_omits_default: ClassVar[frozenset[str]] = frozenset()
+
+    def __post_init__(self) -> None:
+        check_choices(self)  # Literal-typed fields: one of their values, else a did-you-mean error
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -83,6 +87,8 @@ class Learner(abc.ABC):
     #: None for the harness default.
     default_val_every: int | None = None
     Config: ClassVar[type[LearnerConfig]] = LearnerConfig
+    #: A line ``metabench list learners ID`` prints after the options (where else to look).
+    help_note: ClassVar[str] = ""
 
     def __init__(self, env: Any, config: LearnerConfig, mesh: jax.sharding.Mesh | None = None):
         if env.spec.kind not in self.kinds:
@@ -163,6 +169,8 @@ def _coerce(field: dataclasses.Field[Any], value: Any, hints: Mapping[str, Any],
     if not isinstance(value, str):
         return value
     t = hints.get(field.name, str)
+    if choices_of(t) is not None:
+        return coerce_choice(t, value)
     origin = typing.get_origin(t)
     args = typing.get_args(t)
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)) and args:
@@ -196,7 +204,10 @@ def make_config(cls: type[Learner], overrides: Mapping[str, Any], where: str = "
                 f"Keys: {', '.join(sorted(fields))}."
             )
         values[key] = _coerce(fields[key], value, hints, where)
-    return cls.Config(**values)
+    try:
+        return cls.Config(**values)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
 
 
 def make_learner(id: str, env: Any, mesh: jax.sharding.Mesh | None = None, **overrides: Any) -> Learner:
@@ -207,6 +218,21 @@ def make_learner(id: str, env: Any, mesh: jax.sharding.Mesh | None = None, **ove
         raise RegistrationError(f"learner {id!r}: entry point {spec.entry_point} is not a Learner subclass")
     config = make_config(cls, {**spec.defaults, **overrides}, where=f"learner {spec.id!r}")
     return cls(env, config, mesh=mesh)
+
+
+def learner_help(id: str) -> str:
+    """Every config field of learner ``id``: type, default and doc line (``metabench list learners ID``)."""
+    key = learner_registry.resolve(id)
+    spec = learner_registry[key]
+    cls = learner_class(key)
+    lines = [f"{spec.id}: {spec.description}", f"  class {cls.__module__}:{cls.__qualname__}"]
+    if spec.defaults:
+        lines.append("  registered defaults: " + ", ".join(f"{k}={v!r}" for k, v in spec.defaults.items()))
+    lines.append(format_fields(cls.Config, "options (--set KEY=VALUE):"))
+    note = getattr(cls, "help_note", "")
+    if note:
+        lines.append(note)
+    return "\n".join(lines)
 
 
 def pprint_learners(*, file: Any = None) -> None:
@@ -225,6 +251,7 @@ __all__ = [
     "LearnerConfig",
     "LearnerSpec",
     "SupervisedTask",
+    "learner_help",
     "learner_registry",
     "learner_spec",
     "make_learner",

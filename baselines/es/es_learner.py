@@ -30,7 +30,7 @@ which stops on a non-finite loss, keeps running and records the collapse.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -74,15 +74,15 @@ class ESOptions(LearnerConfig):
     antithetic: WSR with mirrored pairs ``+eps, -eps`` (Salimans et al. 2017; off in the seed).
     """
 
-    estimator: str = "wsr"
+    estimator: Literal["wsr", "fd", "evosax"] = "wsr"
     strategy: str = "Open_ES"
     population: int = 64
     population_per_device: int = 0
     sigma: float = 0.01
     fd_step: float = 1e-3
     alpha: float = 1.0
-    es_optimizer: str = "sgd"
-    standardise: str = "local"
+    es_optimizer: Literal["sgd", "adam"] = "sgd"
+    standardise: Literal["local", "global"] = "local"
     candidate_batch: int = 1
     antithetic: bool = False
 
