@@ -56,6 +56,9 @@ class RunConfig:
             a different ``ways``.
         progress: show a progress bar on stderr.
         write_result: write the result JSON under ``out_dir/results/``.
+        log_dir: write metrics as JSON lines to ``log_dir/<run name>/metrics.jsonl``
+            (``metabench.harness.log``); does not change results.
+        tensorboard: also write TensorBoard event files there (needs tensorboardX).
     """
 
     env: str
@@ -74,6 +77,8 @@ class RunConfig:
     train_env_overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     progress: bool = True
     write_result: bool = True
+    log_dir: str | None = None
+    tensorboard: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "overrides", dict(self.overrides))

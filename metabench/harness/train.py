@@ -26,6 +26,7 @@ from metabench.harness.checkpoint import load_checkpoint, save_checkpoint
 from metabench.harness.collapse import detect_collapse
 from metabench.harness.config import DEFAULT_STEPS, DEFAULT_VAL_EVERY, RunConfig, config_hash, run_name
 from metabench.harness.evaluate import Evaluator
+from metabench.harness.log import open_log
 from metabench.harness.metrics import is_better, metric_for
 from metabench.harness.record import build_record, jsonable
 from metabench.loading import checkpoint_load_meta
@@ -86,6 +87,7 @@ def run(
     write_result: bool = True,
     mesh: jax.sharding.Mesh | None = None,
     callback: Callback | None = None,
+    log_dir: str | Path | None = None,
 ) -> Result:
     """Meta-train ``learner`` on ``env`` (an id or a built env), then evaluate on the frozen test set.
 
@@ -98,7 +100,7 @@ def run(
         env=env_id, learner=learner, steps=steps, seed=seed, out_dir=str(out_dir), val_every=val_every,
         val_tasks=val_tasks, checkpoint_every=checkpoint_every, eval_batch=eval_batch, log_every=log_every,
         resume=resume, overrides=overrides or {}, env_overrides=env_overrides or {}, progress=progress,
-        write_result=write_result,
+        write_result=write_result, log_dir=None if log_dir is None else str(log_dir),
     )
     return run_config(cfg, env=None if isinstance(env, str) else env, mesh=mesh, callback=callback)
 
@@ -181,6 +183,8 @@ def resume_command(cfg: RunConfig) -> str:
                         ("--train-env-set", cfg.train_env_overrides)):
         for k, v in items.items():
             parts += [flag, f"{k}={v}"]
+    if cfg.log_dir is not None:
+        parts += ["--log-dir", cfg.log_dir] + (["--tensorboard"] if cfg.tensorboard else [])
     return shlex.join([*parts, "--resume"])
 
 
@@ -275,6 +279,8 @@ def run_config(cfg: RunConfig, *, env: Any = None, mesh: Any = None, callback: C
 
     writer = jax.process_index() == 0  # multi-process runs: one process writes checkpoints and results
     load_meta = checkpoint_load_meta(env, learner, cfg.overrides)
+    mlog = open_log(cfg, name, env, learner_id, chash, step) if writer else None
+    log_pending: list[tuple[int, Any]] = []
 
     def checkpoint(cur_state: Any, cur_step: int) -> None:
         best = best_state if best_state is not None else cur_state
@@ -302,6 +308,11 @@ def run_config(cfg: RunConfig, *, env: Any = None, mesh: Any = None, callback: C
             book["loss_count"] += 1
             book["last_loss"] = float(v)
         pending.clear()
+        if mlog is not None and log_pending:
+            for t, m in log_pending:
+                mlog.train(t, _scalars(m))
+            log_pending.clear()
+            mlog.flush()
         if last_metrics[0] is not None:  # kept in the book, so a resumed run records it too
             book["final_metrics"] = _scalars(last_metrics[0])
 
@@ -328,6 +339,8 @@ def run_config(cfg: RunConfig, *, env: Any = None, mesh: Any = None, callback: C
         ci = float(1.96 * curves[:, -1].std() / math.sqrt(val_n))
         loss = book["loss_sum"] / book["loss_count"] if book["loss_count"] else None
         book["history"].append({"step": cur_step, "value": value, "ci95": ci, "train_loss": loss})
+        if mlog is not None:
+            mlog.validation(cur_step, metric, value, ci, loss)
         book["loss_sum"], book["loss_count"] = 0.0, 0
         if is_better(value, book["best_value"], higher):
             book["best_value"], book["best_step"] = value, cur_step
@@ -354,6 +367,8 @@ def run_config(cfg: RunConfig, *, env: Any = None, mesh: Any = None, callback: C
             new_state, metrics = train_step(state, np.int32(step))
             cur = (new_state, step + 1)
             pending.append((step, metrics["loss"]))
+            if mlog is not None:
+                log_pending.append((step + 1, metrics))
             last_metrics[0] = metrics
             if callback is not None:
                 callback(step + 1, new_state, metrics)
@@ -417,6 +432,9 @@ def run_config(cfg: RunConfig, *, env: Any = None, mesh: Any = None, callback: C
                   if per_step else {})},
         eval_wall_s=eval_time,
     )
+    if mlog is not None:
+        mlog.test(cfg.steps, record["metrics"][0])
+        mlog.close()
     path = None
     if cfg.write_result and writer:
         from metabench.leaderboard.store import write_result
