@@ -88,8 +88,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from metabench.leaderboard import regenerate
 
-    path = regenerate(args.dir, plots=not args.no_plots)
-    print(f"wrote {path}")
+    skipped: list[str] = []  # bad result files: named, left out, the rest rendered (exit status 1)
+    path = regenerate(args.dir, plots=not args.no_plots, report=skipped.append)
+    for line in skipped:
+        print(line, file=sys.stderr)
+    print(f"wrote {path} and the experiments pages")
+    if skipped:
+        raise MetabenchError(f"{len(skipped)} result file(s) skipped (named above and on the page); fix or delete them")
     return 0
 
 

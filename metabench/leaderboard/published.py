@@ -29,6 +29,10 @@ class Reference:
     ci95: float | None
     source: str
     statistic: str = "mean over test tasks, one run"
+    #: the upper end where the source gives a range (``value`` is the lower end)
+    upper: float | None = None
+    #: values after 0, 1, ... adaptation steps (RL curves); ``value`` is the last of them
+    curve: tuple[float, ...] | None = None
 
 
 def _seed003(table: str, rows: dict[str, tuple[float, float, float, float]], envs: tuple[str, str]) -> dict:
@@ -90,13 +94,63 @@ _CHEN_2019 = {
                                                   "mean over 600 test tasks")]},
 }
 
+
+def _guide(rows: dict[str, dict[str, tuple[float, str]]]) -> dict[str, dict[str, list[Reference]]]:
+    """References as ``../shared/GUIDE.md`` section 7 quotes them (one decimal, no CI)."""
+    return {env: {lid: [Reference(v, None, src, "mean over test tasks")] for lid, (v, src) in by.items()}
+            for env, by in rows.items()}
+
+
+#: Full Omniglot (Vinyals split, 1,200 training characters x 4 rotations) and miniImageNet / CUB
+#: references of GUIDE.md section 7, and seed 000's ES-ProtoNet range on Omniglot 5-way 5-shot.
+_GUIDE_7 = _guide({
+    "omniglot-5w1s": {"maml": (0.987, "Finn et al. 2017, Table 1"), "protonet": (0.988, "Snell et al. 2017, Table 1")},
+    "omniglot-5w5s": {"maml": (0.999, "Finn et al. 2017, Table 1"), "protonet": (0.997, "Snell et al. 2017, Table 1")},
+    "omniglot-20w1s": {"maml": (0.958, "Finn et al. 2017, Table 1"), "protonet": (0.960, "Snell et al. 2017, Table 1")},
+    "omniglot-20w5s": {"maml": (0.989, "Finn et al. 2017, Table 1"), "protonet": (0.989, "Snell et al. 2017, Table 1")},
+    "mini-imagenet-5w1s": {"meta-lstm": (0.434, "Ravi & Larochelle 2017"), "maml": (0.487, "Finn et al. 2017"),
+                           "protonet": (0.494, "Snell et al. 2017"), "baseline++": (0.482, "Chen et al. 2019, Conv-4")},
+    "mini-imagenet-5w5s": {"meta-lstm": (0.606, "Ravi & Larochelle 2017"), "maml": (0.631, "Finn et al. 2017"),
+                           "protonet": (0.682, "Snell et al. 2017"), "baseline++": (0.664, "Chen et al. 2019, Conv-4")},
+    "cub-5w1s": {"baseline++": (0.605, "Chen et al. 2019, Conv-4")},
+    "cub-5w5s": {"baseline++": (0.793, "Chen et al. 2019, Conv-4")},
+})
+_SEED000 = {"omniglot-5w5s": {"es-protonet": [Reference(
+    0.984, None, "seed 000, Tables I, III", "range over the configurations of the tables", upper=0.991)]}}
+
 #: Published classification accuracies, ``env id without version -> learner id -> references``.
 #: Only numbers printed in a source are stored; each carries its table.
 PUBLISHED_SUPERVISED: dict[str, dict[str, list[Reference]]] = _merge(
     _seed003("3.1", _TABLE_3_1, ("mini-imagenet", "cub")),
     _seed003("3.4", _TABLE_3_4, ("mini-imagenet-to-cub", "cub-to-mini-imagenet")),
     _CHEN_2019,
+    _GUIDE_7,
+    _SEED000,
 )
+
+
+def rl_references(env_id: str, learner_id: str) -> list[Reference]:
+    """``PUBLISHED_RL``'s curve for ``learner_id`` (``maml-rl`` reads ``maml``'s) on ``env_id``,
+    as a ``Reference`` whose ``value`` is the return after the last published step."""
+    import re
+
+    base = re.sub(r"-v\d+$", "", env_id)
+    if learner_id not in ("maml", "maml-rl"):
+        return []
+    by = PUBLISHED_RL.get(base, {})
+    curve = by.get("maml") or by.get("maml_0_and_1")
+    if not curve:
+        return []
+    return [Reference(curve[-1], None, "Finn et al. 2017, Fig. 5", "mean over 40 test tasks, one run",
+                      curve=tuple(curve))]
+
+
+#: Envs whose published numbers are on another, larger task of the same family: the
+#: reference stands beside the row, marked as that task's (omniglot-lite trains on 8 of the
+#: 50 alphabets; the papers on the 1,200-character Vinyals split).
+REFERENCE_ENVS: dict[str, tuple[str, str]] = {
+    f"omniglot-lite-{w}w{k}s": (f"omniglot-{w}w{k}s", "full Omniglot") for w in (5, 20) for k in (1, 5)
+}
 
 #: Registered learner ids whose published rows carry another name (``baseline++`` is not a
 #: valid registry id; the learner is ``baseline-pp``).

@@ -44,7 +44,7 @@ def load_result(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ResultError(f"{path}: not readable JSON ({e})", {str(path): [str(e)]}) from None
+        raise ResultError(f"{path}: not readable JSON ({e})", {str(path): [f"not readable JSON ({e})"]}) from None
     errors = schema_errors(record)
     if not errors and result_filename(record) != path.name:
         errors = [f"file name does not match the record's name {record['name']!r}"]
@@ -77,3 +77,21 @@ def read_results(directory: str | os.PathLike[str]) -> list[tuple[Path, dict[str
             bad,
         )
     return good
+
+
+def scan_results(directory: str | os.PathLike[str]) -> tuple[list[tuple[Path, dict[str, Any]]], dict[str, list[str]]]:
+    """``(good, bad)``: every valid ``*.json`` under ``directory`` as ``(path, record)`` sorted
+    by name, and ``path -> problems`` for each file that is not (corrupt, partial, off-schema,
+    misnamed). For the pages, which report bad files and render the rest; ``read_results``
+    raises instead."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return [], {}
+    good: list[tuple[Path, dict[str, Any]]] = []
+    bad: dict[str, list[str]] = {}
+    for path in sorted(directory.glob("*.json")):
+        try:
+            good.append((path, load_result(path)))
+        except ResultError as e:
+            bad.update(e.bad)
+    return good, bad

@@ -8,37 +8,40 @@ from typing import Any
 from metabench.leaderboard import regenerate, write_result
 
 
-def test_readme_tables_best_first_with_links_and_plots(records: Any, variant: Any, tmp_path: Path) -> None:
+def test_pages_link_every_result_and_the_plots(records: Any, variant: Any, tmp_path: Path) -> None:
+    """README: a section per env linking its experiments page; there every result (best first
+    within a learner) links its file, and the env's plots are shown."""
     reg, cls = records["regression"], records["classification"]
     results = tmp_path / "results"
     write_result(variant(reg, learner="ridge-a", mean=0.9), results)
-    write_result(variant(reg, learner="ridge-b", mean=0.1), results)  # lower MSE: first
+    write_result(variant(reg, learner="ridge-b", mean=0.1), results)
     write_result(variant(cls, learner="cent-a", mean=0.55), results)
-    write_result(variant(cls, learner="cent-b", mean=0.95), results)  # higher accuracy: first
-    readme = regenerate(tmp_path)
+    write_result(variant(cls, learner="cent-b", mean=0.95), results)
+    readme = regenerate(tmp_path, canonical={}, plan_envs=())
     text = readme.read_text()
     sine, synth = text.index("## sinusoid-5s-v0"), text.index("## synthetic-5w1s-v0")
-    sine_part, synth_part = text[sine:synth], text[synth:]
-    assert sine_part.index("| 1 | ridge-b |") < sine_part.index("| 2 | ridge-a |")
-    assert synth_part.index("| 1 | cent-b | 95.00 ±") < synth_part.index("| 2 | cent-a | 55.00 ±")
-    link = f"(results/{variant(reg, learner='ridge-b')['name']}.json)"
-    assert link in sine_part
-    assert "meta_batch=4" in sine_part and "lower is better" in sine_part and "higher is better" in synth_part
+    assert "lower is better" in text[sine:] and "higher is better" in text[synth:]
+    assert "(experiments/sinusoid-5s-v0.md)" in text and "(experiments/synthetic-5w1s-v0.md)" in text
+    assert "| ridge-b |  | 0 | not run (no canonical settings here) ([1 other result]" in text
+    sine_page = (tmp_path / "experiments" / "sinusoid-5s-v0.md").read_text()
+    link = f"(../results/{variant(reg, learner='ridge-b')['name']}.json)"
+    assert link in sine_page and "meta_batch=4" in sine_page
     code = variant(reg, learner="ridge-b")["code"]  # the run's code version is on its row
     rev = (code.get("git_revision") or "")[:7] or code["package_version"]
-    assert f"`{rev}`" in sine_part
+    assert f"`{rev}`" in sine_page
     pngs = sorted(p.name for p in (tmp_path / "plots").iterdir())
     assert pngs == [
         "sinusoid-5s-v0__adaptation.png", "sinusoid-5s-v0__mse.png", "sinusoid-5s-v0__validation.png",
         "synthetic-5w1s-v0__accuracy.png", "synthetic-5w1s-v0__validation.png",
     ]
+    pages = sine_page + (tmp_path / "experiments" / "synthetic-5w1s-v0.md").read_text()
     for name in pngs:
         assert (tmp_path / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        assert f"(plots/{name})" in text
+        assert f"(../plots/{name})" in pages
 
 
 def test_empty_leaderboard(tmp_path: Path) -> None:
-    text = regenerate(tmp_path).read_text()
+    text = regenerate(tmp_path, canonical={}, plan_envs=()).read_text()
     assert "No results yet" in text and not (tmp_path / "plots").exists()
 
 
@@ -135,14 +138,15 @@ def test_seed_table_summarises_configurations_with_two_or_more_seeds(records: An
     for seed, mean in means.items():
         write_result(variant(reg, learner="ridge-a", seed=seed, mean=mean), results)
     write_result(variant(reg, learner="ridge-b", seed=0, mean=0.05), results)  # one seed: no summary
-    text = regenerate(tmp_path, plots=False).read_text()
+    from metabench.leaderboard import read_results
+    from metabench.leaderboard.seeds import render_seed_table
+
+    text = "\n".join(render_seed_table(read_results(results)))
     assert "Over training seeds" in text
     row = next(line for line in text.splitlines() if line.startswith("| ridge-a | `"))
     sd = float(np.std(list(means.values()), ddof=1))
     assert f"| 3 (0, 1, 2) | 0.3 ± {sd:.2g} | 0.1 .. 0.5 |" in row
     assert not any(line.startswith("| ridge-b | `") for line in text.splitlines())
-
-    from metabench.leaderboard import read_results
 
     (summary,) = seed_summaries(read_results(results))
     assert summary.seeds == [0, 1, 2] and summary.learner == "ridge-a"
@@ -155,4 +159,7 @@ def test_no_seed_table_without_repeated_configurations(records: Any, variant: An
     results = tmp_path / "results"
     write_result(variant(records["regression"], learner="ridge-a", seed=0), results)
     write_result(variant(records["regression"], learner="ridge-b", seed=1), results)
-    assert "Over training seeds" not in regenerate(tmp_path, plots=False).read_text()
+    from metabench.leaderboard import read_results
+    from metabench.leaderboard.seeds import render_seed_table
+
+    assert render_seed_table(read_results(results)) == []
