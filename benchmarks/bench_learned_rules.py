@@ -68,6 +68,33 @@ def measure(learner: Any, env: Any, meta_batch: int, repeats: int, calls: int) -
             "compile_s": compile_s, "step_memory_bytes": mem_bytes, "load_avg_1min": os.getloadavg()[0]}
 
 
+def inner_step_flops(learner: Any, env: Any) -> dict[str, float | None]:
+    """XLA's FLOP count of one inner step's two parts, forward only, on one training task.
+
+    ``base``: the support-set loss and its gradient (all MAML pays per step); ``rule``: the
+    update rule applied to every coordinate (``theta - alpha * g`` for MAML, ``g_phi`` for
+    TURTLE, the two LSTM layers for the meta-learner LSTM). Their ratio bounds what any
+    implementation of the rule can gain: the rule's own work is ``rule / base`` MAML steps.
+    """
+    task = jax.tree_util.tree_map(lambda a: a[0], env.sample_tasks(jax.random.key(1), 1, "train"))
+    params = learner.model.init(jax.random.key(0))
+    x, y = task.support
+    rule = learner.update_rule(True)
+    rp = rule.init(jax.random.key(3), params)
+    rs = rule.init_state(rp, params)
+
+    def flops(f: Any, *a: Any) -> float | None:
+        ca = jax.jit(f).lower(*a).compile().cost_analysis()
+        ca = ca[0] if isinstance(ca, (list, tuple)) else ca
+        return float(ca["flops"]) if ca and "flops" in ca else None
+
+    loss, g = jax.value_and_grad(learner.loss)(params, x, y)
+    base = flops(jax.value_and_grad(learner.loss), params, x, y)
+    upd = flops(lambda rp_, rs_, p_, g_, l_: rule.update(rp_, rs_, p_, g_, l_), rp, rs, params, g, loss)
+    return {"base_grad_flops": base, "rule_update_flops": upd,
+            "rule_over_base": (upd / base) if base and upd else None}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=3)
@@ -75,6 +102,7 @@ def main() -> None:
     ap.add_argument("--meta-batch", type=int, default=8)
     ap.add_argument("--families", default="omniglot,sinusoid", help="comma list of omniglot, sinusoid")
     ap.add_argument("--out", default="benchmarks/results/learned_rules.json")
+    ap.add_argument("--flops-only", action="store_true", help="only the per-inner-step FLOP split (fast; no timing)")
     args = ap.parse_args()
     rows = []
     for family in args.families.split(","):
@@ -85,24 +113,29 @@ def main() -> None:
         ref = None
         for label, lid, kw in settings:
             learner = metabench.make_learner(lid, env, meta_batch=args.meta_batch, **kw)
-            m = measure(learner, env, args.meta_batch, args.repeats, args.calls)
+            m = {} if args.flops_only else measure(learner, env, args.meta_batch, args.repeats, args.calls)
             n = sum(int(x.size) for x in jax.tree_util.tree_leaves(learner.model.init(jax.random.key(0))))
             r = {"env": env_name, "setting": label, "learner": lid, "inner_steps": learner.config.inner_steps,
                  "meta_batch": args.meta_batch, "base_params": n, **m}
             rule = learner.update_rule(True)
             r["rule_state_bytes_per_param"] = 4 * rule.state_floats_per_param()
+            r.update(inner_step_flops(learner, env))
             if label == "maml T=5":
-                ref = m["s_per_task"]
+                ref = m.get("s_per_task")
             rows.append(r)
         for r in rows:
             if r["env"] == env_name and ref:
                 r["time_per_task_vs_maml_T5"] = r["s_per_task"] / ref
         for r in rows:
-            if r["env"] == env_name:
+            if r["env"] == env_name and args.flops_only:
+                print(f"{env_name:<22} {r['setting']:<20} base grad {r['base_grad_flops']:.3g} FLOPs  rule update "
+                      f"{r['rule_update_flops']:.3g} FLOPs  rule/base {r['rule_over_base']:.2f}", flush=True)
+            elif r["env"] == env_name:
                 print(f"{env_name:<22} {r['setting']:<20} T={r['inner_steps']:<2} {r['tasks_per_s']:8.2f} tasks/s "
                       f"cpu {r['cpu_ms_per_task']:8.1f} ms/task  x{r.get('time_per_task_vs_maml_T5', float('nan')):.2f} "
                       f"MAML-T5 time  mem {r['step_memory_bytes'] / 2**20 if r['step_memory_bytes'] else float('nan'):.0f} MiB"
-                      f"  state {r['rule_state_bytes_per_param']} B/param  load {r['load_avg_1min']:.1f}", flush=True)
+                      f"  state {r['rule_state_bytes_per_param']} B/param  rule/base FLOPs {r['rule_over_base'] or float('nan'):.2f}"
+                      f"  load {r['load_avg_1min']:.1f}", flush=True)
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     dirty = bool(subprocess.run(["git", "status", "--porcelain", "--", "baselines", "metabench"],
                                 capture_output=True, text=True).stdout.strip())
