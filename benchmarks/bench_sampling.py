@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "target_batched_ge_4x_reference": target,
         "method": f"best of {args.repeats} interleaved repeats of {args.seconds}s each; block_until_ready per call",
         "machine": machine_info(),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
     results: dict[str, object] = {}
     if args.out.exists():

@@ -137,6 +137,7 @@ class Locomotion(RLMetaEnv):
 
     def make_inner(self) -> Any:
         """A fresh gymnasium v5 MuJoCo env (no TimeLimit: this package owns the horizon)."""
+        cls: type[Any]
         if self.model == "half_cheetah":
             from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv as cls
         else:
@@ -388,14 +389,15 @@ def locomotion_task_env_class() -> type:
     class LocomotionTaskEnv(gym.Env):
         """One task of a ``Locomotion`` env; wraps a gymnasium v5 MuJoCo env (see ``metabench.rl``)."""
 
-        metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+        metadata: dict[str, Any] = {"render_modes": []}  # gymnasium's attribute (an instance variable there)
 
         def __init__(self, meta_env: Locomotion, params: Any | None = None):
             self.meta_env = meta_env
             self.inner = meta_env.make_inner()
             self.observation_space = self.inner.observation_space
             self.action_space = self.inner.action_space
-            self._low, self._high = self.action_space.low, self.action_space.high
+            box: Any = self.action_space  # a Box
+            self._low, self._high = box.low, box.high
             self._params: Any = None
             self._t = 0
             self._needs_reset = True

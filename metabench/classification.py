@@ -72,7 +72,7 @@ class SplitTable(NamedTuple):
     rot: np.ndarray  # int32[n_classes], 0..3
 
     @classmethod
-    def of(cls, base: Sequence[int], rotations: Sequence[int] = (0,)) -> SplitTable:
+    def of(cls, base: Sequence[int] | np.ndarray, rotations: Sequence[int] = (0,)) -> SplitTable:
         b = np.repeat(np.asarray(base, dtype=np.int32), len(rotations))
         r = np.tile(np.asarray(rotations, dtype=np.int32), len(base))
         return cls(b, r)

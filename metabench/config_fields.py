@@ -134,7 +134,7 @@ def check_choices(config: Any, where: str | None = None) -> None:
     """Raise ``ConfigError`` (with did-you-mean) when a ``Literal`` field holds another value."""
     from metabench.registry import did_you_mean
 
-    cls = type(config)
+    cls: type = type(config)
     hints = type_hints(cls)
     for f in dataclasses.fields(cls):
         allowed = choices_of(hints.get(f.name))

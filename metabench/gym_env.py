@@ -17,7 +17,7 @@ reset holds the current task as numpy arrays.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import gymnasium as gym
 import jax
@@ -63,7 +63,7 @@ class FamilyEnv(gym.Env):
         **env_kwargs: options of ``metabench.make(env_id, ...)``.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+    metadata: dict[str, Any] = {"render_modes": []}  # gymnasium's attribute (an instance variable there)
 
     def __init__(self, env_id: str, task: Any = None, split: str = "train", render_mode: str | None = None,
                  **env_kwargs: Any):

@@ -52,7 +52,7 @@ def make_vector_env(num_envs: int, env_id: str, task: Any = None, split: str = "
 class JaxVectorEnv(gym.vector.VectorEnv):
     """``num_envs`` envs of one JAX ``RLMetaEnv`` stepped by one jitted vmap (module docstring)."""
 
-    metadata: dict[str, Any] = {"autoreset_mode": AutoresetMode.NEXT_STEP}  # noqa: RUF012 (gymnasium's attribute)
+    metadata: dict[str, Any] = {"autoreset_mode": AutoresetMode.NEXT_STEP}  # gymnasium's attribute
 
     def __init__(self, meta_env: Any, num_envs: int, task: Any = None, split: str = "train"):
         meta_env.check_split(split)
@@ -119,7 +119,7 @@ class JaxVectorEnv(gym.vector.VectorEnv):
         if self._state is None:
             raise RuntimeError(f"{self.meta_env.spec.id}: call reset() before step()")
         a = np.asarray(actions, dtype=np.float32)
-        want = (self.num_envs, *self.single_action_space.shape)
+        want = (self.num_envs, *(self.single_action_space.shape or ()))
         if a.shape != want:
             raise RLInputError(f"{self.meta_env.spec.id}: actions must have shape {want}, got {a.shape}")
         if not np.all(np.isfinite(a)):

@@ -97,7 +97,7 @@ class Learner(abc.ABC):
                 f"it supports: {', '.join(sorted(self.kinds))}"
             )
         self.env = env
-        self.config = config
+        self.config: Any = config  # the subclass's own Config (typed Any: Learner is not generic over it)
         self.mesh = mesh
 
     @abc.abstractmethod

@@ -159,8 +159,9 @@ def load(path: str | os.PathLike[str], *, strict: bool = True, key: jax.Array | 
                         f"to {record['config_hash'][:8]}: checkpoint and result are of different runs")
     if record is not None:
         run = record.get("run") or {}
-        chash = config_hash(env.spec.to_dict(), info["learner"], learner.config.hash_dict(), steps=run.get("steps"), val_every=run.get("val_every"),
-                            val_tasks=run.get("val_tasks"), train_env=run.get("train_env"))
+        chash = config_hash(env.spec.to_dict(), info["learner"], learner.config.hash_dict(), steps=run.get("steps", 0),
+                            val_every=run.get("val_every", 0), val_tasks=run.get("val_tasks", 0),
+                            train_env=run.get("train_env"))
         if chash != record["config_hash"]:
             _mismatch(strict, f"{record['name']}: the config hash recomputes to {chash[:8]}, the run recorded "
                               f"{record['config_hash'][:8]} (the env spec or the learner config changed)")

@@ -160,7 +160,7 @@ class RLMetaEnv(MetaEnv):
         ``ConfigError`` on unknown or missing fields, wrong shapes/dtypes, non-finite values
         or values outside the task distribution's support (``_check_values``).
         """
-        cls = self.params_type
+        cls: Any = self.params_type
         fields = cls._fields
         if isinstance(params, dict):
             unknown = sorted(set(params) - set(fields))
@@ -249,7 +249,7 @@ def jax_task_env_class() -> type:
         ``{"task": params}``, the same as ``set_task(params)`` before the reset.
         """
 
-        metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+        metadata: dict[str, Any] = {"render_modes": []}  # gymnasium's attribute (an instance variable there)
 
         def __init__(self, meta_env: RLMetaEnv, params: Any | None = None):
             self.meta_env = meta_env

@@ -190,6 +190,7 @@ def make_rollout(
     per_task_policy: bool = False,
 ) -> Callable[[Any, Any, PRNGKey], Trajectories]:
     """A jitted ``(policy_params, task_params, key) -> Trajectories`` (``rollout_tasks`` if ``batched``)."""
+    fn: Callable[..., Trajectories]
     if batched:
         fn = functools.partial(rollout_tasks, per_task_policy=per_task_policy)
     elif per_task_policy:

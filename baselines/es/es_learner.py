@@ -130,7 +130,7 @@ class ESLearner(Learner):
         super().__init__(env, config, mesh=mesh)  # refuses env kinds outside ``kinds`` first
         inner_fields = {f.name for f in dataclasses.fields(self.inner_class.Config)}
         inner_config = self.inner_class.Config(**{k: v for k, v in config.to_dict().items() if k in inner_fields})
-        self.inner = self.inner_class(env, inner_config)
+        self.inner: Any = self.inner_class(env, inner_config)
         #: evaluation delegates to the inner learner, so its evaluation mode carries over (ES-MAML)
         self.eval_per_task = bool(getattr(self.inner, "eval_per_task", False))
         self.pop_mesh = pop_mesh(mesh)
@@ -166,7 +166,7 @@ class ESLearner(Learner):
             from metabench.baselines.es.evosax_adapter import EvosaxAdapter
 
             self.estimator = None
-            self.evosax = EvosaxAdapter(
+            self.evosax: EvosaxAdapter | None = EvosaxAdapter(
                 cfg.strategy,
                 population,
                 self.dim,

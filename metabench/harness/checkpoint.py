@@ -58,7 +58,7 @@ def save_checkpoint(path: str | os.PathLike[str], trees: Mapping[str, Any], meta
     header = {"format_version": FORMAT_VERSION, "layout": layout, "meta": dict(meta)}
     arrays[_META] = np.array(json.dumps(header, sort_keys=True))
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    np.savez(buf, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
     return atomic_write_bytes(path, buf.getvalue())
 
 
@@ -114,7 +114,7 @@ def load_checkpoint(
                     f"checkpoint {path}: leaf {name}/{i} has shape {arr.shape} {arr.dtype}, the learner's state "
                     f"expects {want[0]} {want[1]}; it was written by a different learner or config"
                 )
-            value = jnp.asarray(arr)
+            value: Any = jnp.asarray(arr)
             if impl is not None:
                 value = jax.random.wrap_key_data(value, impl=impl)
             sharding = getattr(leaf, "sharding", None)

@@ -6,7 +6,6 @@ import datetime as _dt
 import importlib.metadata
 import os
 import platform
-import resource
 import socket
 import subprocess
 import sys
@@ -89,9 +88,40 @@ def host_info() -> dict[str, Any]:
 
 
 def peak_rss_bytes() -> int:
-    """Peak resident set size of this process (``ru_maxrss``: KiB on Linux, bytes on macOS)."""
+    """Peak resident set size of this process (``ru_maxrss``: KiB on Linux, bytes on macOS).
+
+    ``resource`` is POSIX-only, so it is imported here, not at module level: on Windows the
+    peak working set comes from ``GetProcessMemoryInfo``, and 0 where neither is available.
+    """
+    try:
+        import resource
+    except ImportError:
+        return _windows_peak_working_set()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(rss if sys.platform == "darwin" else rss * 1024)
+
+
+def _windows_peak_working_set() -> int:
+    """``PROCESS_MEMORY_COUNTERS.PeakWorkingSetSize`` of this process (Windows), else 0."""
+    if sys.platform != "win32":
+        return 0
+    import ctypes
+    from ctypes import wintypes
+
+    class Counters(ctypes.Structure):
+        _fields_ = [("cb", wintypes.DWORD), ("PageFaultCount", wintypes.DWORD)] + [
+            (name, ctypes.c_size_t) for name in (
+                "PeakWorkingSetSize", "WorkingSetSize", "QuotaPeakPagedPoolUsage", "QuotaPagedPoolUsage",
+                "QuotaPeakNonPagedPoolUsage", "QuotaNonPagedPoolUsage", "PagefileUsage", "PeakPagefileUsage")]
+
+    counters = Counters()
+    counters.cb = ctypes.sizeof(Counters)
+    try:
+        windll = ctypes.windll  # type: ignore[attr-defined]  # Windows only
+        ok = windll.psapi.GetProcessMemoryInfo(windll.kernel32.GetCurrentProcess(), ctypes.byref(counters), counters.cb)
+    except (AttributeError, OSError):
+        return 0
+    return int(counters.PeakWorkingSetSize) if ok else 0
 
 
 def device_memory() -> dict[str, int] | None:
@@ -107,4 +137,4 @@ def device_memory() -> dict[str, int] | None:
 
 
 def timestamp() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")

@@ -209,6 +209,7 @@ def run_config(cfg: RunConfig, *, env: Any = None, mesh: Any = None, callback: C
     code_at_start = provenance.code_version()  # what this run executes, even if the checkout changes under it
     env, learner_id, learner = prepare(cfg, env, mesh)
     cfg = resolve_defaults(cfg, learner)
+    assert cfg.steps is not None and cfg.val_every is not None  # resolved
     kind = env.spec.kind
     metric, higher = metric_for(kind)
     val_n = min(cfg.val_tasks, env.num_eval_tasks) if cfg.val_every else 0
@@ -270,7 +271,7 @@ def run_config(cfg: RunConfig, *, env: Any = None, mesh: Any = None, callback: C
     # learners that simulate on the host (MuJoCo MAML-RL) set jittable = False and jit inside
     jitted = jax.jit(fused) if getattr(learner, "jittable", True) else fused
 
-    def train_step(state: Any, t: jax.Array) -> Any:
+    def train_step(state: Any, t: Any) -> Any:
         return jitted(state, t, train_data)
     evaluator = Evaluator(learner, env, cfg.eval_batch)
     last_ckpt: dict[str, Any] = {"step": step if resumed_from is not None else None}
