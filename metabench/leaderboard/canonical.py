@@ -9,12 +9,16 @@ afford carry a labelled budget of their own (``BUDGETS``), and their canonical h
 run's. Everything else is an experiment (``metabench.leaderboard.experiments``).
 
 Computing a hash builds the env and the learner (no training, no data beyond what
-``metabench.make`` loads); ``leaderboard/canonical.json`` keeps the last computed table, so a
-machine that cannot build an env (no data, no MuJoCo) renders the same page.
+``metabench.make`` loads; ~40 ms a pair). ``leaderboard/canonical.json`` keeps the last
+computed table with a fingerprint of the code it was computed with (every ``.py`` of
+metabench, its envs and baselines, and both registries): the page reuses it while the
+fingerprint matches, and a machine that cannot build an env (no data, no MuJoCo) renders the
+same page from it. ``metabench canonical`` always recomputes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -145,26 +149,56 @@ def compute_canonical(env_ids: Iterable[str]) -> tuple[dict[tuple[str, str], Can
     return out, problems
 
 
+def code_fingerprint() -> str:
+    """sha256 of the source that decides canonical settings: every ``.py`` file of metabench,
+    ``metabench.envs`` and ``metabench.baselines``, and the env and learner registries."""
+    import metabench
+    import metabench.baselines
+    import metabench.envs
+    from metabench.learner import learner_registry
+    from metabench.registry import registry
+
+    h = hashlib.sha256()
+    for pkg in (metabench, metabench.envs, metabench.baselines):
+        root = Path(pkg.__file__).parent
+        for f in sorted(root.rglob("*.py")):
+            h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes() + b"\0")
+    for table in (registry, learner_registry):
+        for key in table:
+            h.update(repr(table[key]).encode() + b"\0")
+    return h.hexdigest()
+
+
+def _read(path: str | Path) -> tuple[dict[tuple[str, str], Canonical], str | None]:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        rows = {(r["env"], r["learner"]): Canonical(**r) for r in data["canonical"]}
+        return rows, data.get("fingerprint")
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}, None
+
+
 def read_canonical(path: str | Path) -> dict[tuple[str, str], Canonical]:
     """The table ``write_canonical`` wrote (``{}`` when there is none or it is unreadable)."""
-    try:
-        rows = json.loads(Path(path).read_text(encoding="utf-8"))["canonical"]
-        return {(r["env"], r["learner"]): Canonical(**r) for r in rows}
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
+    return _read(path)[0]
 
 
-def write_canonical(path: str | Path, table: Mapping[tuple[str, str], Canonical]) -> Path:
+def write_canonical(path: str | Path, table: Mapping[tuple[str, str], Canonical], fingerprint: str | None = None) -> Path:
     rows = [table[k].to_dict() for k in sorted(table)]
-    return atomic_write_text(path, json.dumps({"version": 1, "canonical": rows}, indent=1, sort_keys=True) + "\n")
+    data = {"version": 1, "fingerprint": fingerprint, "canonical": rows}
+    return atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
 def resolve_canonical(env_ids: Iterable[str], cache: str | Path | None) -> tuple[dict[tuple[str, str], Canonical], dict[str, str]]:
-    """Computed canonical runs for ``env_ids``, the cached ones for envs that cannot be built
-    here; rewrites ``cache`` with the union when anything was computed."""
+    """Canonical runs for ``env_ids``: from ``cache`` when it was computed by this code
+    (``code_fingerprint``) and covers them, else computed, with the cached ones for envs that
+    cannot be built here; rewrites ``cache`` when anything was computed."""
     env_ids = list(dict.fromkeys(env_ids))
+    cached, stamp = _read(cache) if cache else ({}, None)
+    fingerprint = code_fingerprint()
+    if cache and stamp == fingerprint and set(env_ids) <= {e for e, _ in cached}:
+        return {k: v for k, v in cached.items() if k[0] in env_ids}, {}
     fresh, problems = compute_canonical(env_ids)
-    cached = read_canonical(cache) if cache else {}
     built = {e for e, _ in fresh}
     table = {k: v for k, v in cached.items() if k[0] not in built}
     table.update(fresh)
@@ -172,5 +206,7 @@ def resolve_canonical(env_ids: Iterable[str], cache: str | Path | None) -> tuple
         if env_id in problems and any(k[0] == env_id for k in table):
             problems[env_id] += " (canonical settings from canonical.json)"
     if cache and fresh:
-        write_canonical(cache, table)
+        # stamped only when every env was built here: a table with cached parts is recomputed next time
+        unbuilt = [e for e in env_ids if e in problems]  # env-level problems (learner refusals are code too)
+        write_canonical(cache, table, None if unbuilt else fingerprint)
     return table, problems

@@ -22,7 +22,7 @@ experiments page. Learners are in the order of the learner table, not by score.
 
 - *mean ± sd*: the mean over training seeds of each seed's mean over the env's frozen test tasks; sd over seeds.
 - *IQM [95 % CI]*: interquartile mean over seeds × test tasks with a stratified bootstrap over seeds
-  (Agarwal et al. 2021; 2,000 resamples, seeded); † over the seed means, for results without per-task values.
+  (Agarwal et al. 2021; 1,000 resamples, seeded); † over the seed means, for results without per-task values.
 - *vs best*: **best** is the best mean; *tied* / *worse*: two-sided paired t-test over the shared test tasks on
   the seed-averaged per-task values against the best row, tied at p ≥ {tie}; *(seeds)*: Welch's test over the
   seed means instead, for results without per-task values (schema 1.0); *not tested*: neither is possible.

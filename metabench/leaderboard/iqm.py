@@ -42,7 +42,7 @@ def iqm(scores: np.ndarray) -> float:
     return float(_iqm_rows(x)[0])
 
 
-def stratified_bootstrap_iqm(scores: np.ndarray, rng: np.random.Generator, *, reps: int = 2000,
+def stratified_bootstrap_iqm(scores: np.ndarray, rng: np.random.Generator, *, reps: int = 1000,
                              level: float = 0.95, chunk: int = 250) -> Interval:
     """IQM of ``scores: float[runs, tasks]`` with a ``level`` percentile interval over ``reps``
     stratified bootstrap resamples drawn from ``rng`` (pass a seeded ``np.random.default_rng``)."""

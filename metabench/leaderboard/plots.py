@@ -22,16 +22,19 @@ def _slug(text: str) -> str:
 
 #: runs per line plot beyond each learner's best (module docstring)
 MAX_LINES = 6
+#: runs in the headline plot beyond each learner's best (a width of 0.9 inch a run: 1,000
+#: results made PNGs thousands of pixels wide, most of the render time)
+MAX_POINTS = 40
 
 
 def _label(record: dict[str, Any]) -> str:
     return f"{record['learner']['id']} s{record['seed']} ({record['config_hash'][:6]})"
 
 
-def shown_runs(records: Sequence[dict[str, Any]]) -> list[int]:
-    """Indices (table order, best first) of the runs a line plot draws: the first ``MAX_LINES``
+def shown_runs(records: Sequence[dict[str, Any]], limit: int = MAX_LINES) -> list[int]:
+    """Indices (table order, best first) of the runs a line plot draws: the first ``limit``
     and the first run of every learner id not among them."""
-    keep = list(range(min(MAX_LINES, len(records))))
+    keep = list(range(min(limit, len(records))))
     seen = {records[i]["learner"]["id"] for i in keep}
     for i, r in enumerate(records):
         if r["learner"]["id"] not in seen:
@@ -60,12 +63,14 @@ def write_plots(results: Sequence[Row], plot_dir: str | Path) -> dict[str, list[
         metric = headline(records[0])["name"]
         files = []
 
-        fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(records) + 2), 3.2))
-        ax.errorbar(range(len(records)), [headline(r)["mean"] for r in records],
-                    yerr=[headline(r)["ci95"] for r in records], fmt="o", capsize=4)
-        ax.set_xticks(range(len(records)), [_label(r) for r in records], rotation=30, ha="right", fontsize=7)
+        points = [records[i] for i in sorted(shown_runs(records, MAX_POINTS))]
+        fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(points) + 2), 3.2))
+        ax.errorbar(range(len(points)), [headline(r)["mean"] for r in points],
+                    yerr=[headline(r)["ci95"] for r in points], fmt="o", capsize=4)
+        ax.set_xticks(range(len(points)), [_label(r) for r in points], rotation=30, ha="right", fontsize=7)
         ax.set_ylabel(f"test {metric} (95% CI)")
-        ax.set_title(env_id)
+        ax.set_title(env_id + (f" (best {len(points)} of {len(records)} runs, each learner's best among them)"
+                               if len(points) < len(records) else ""), fontsize=9)
         files.append(_save(fig, plot_dir / f"{_slug(env_id)}__{metric}.png"))
 
         with_val = [(i, r) for i, r in enumerate(records, 1) if r["validation"]["history"]]

@@ -57,7 +57,7 @@ def t_quantile(p: float, df: float) -> float:
     lo, hi = 0.0, 1.0
     while t_two_sided_p(hi, df) > target:
         hi *= 2.0
-    for _ in range(200):
+    while hi - lo > 1e-12 * hi:
         mid = 0.5 * (lo + hi)
         if t_two_sided_p(mid, df) > target:
             lo = mid
