@@ -91,3 +91,17 @@ def test_canonical_command_lists_without_running(tmp_path: Path, capsys: Any) ->
     assert "missing  point-nav-v0" in out and "metabench run --env point-nav-v0 --learner maml --seed 0" in out
     assert "1 planned runs: 0 present, 1 missing" in out
     assert not (tmp_path / "results").exists()
+
+
+def test_cache_is_reused_while_the_code_fingerprint_matches(tmp_path: Path) -> None:
+    from metabench.leaderboard.canonical import code_fingerprint
+
+    cache = tmp_path / "canonical.json"
+    fake = Canonical("no-such-env-v0", "maml", "ef" * 32, 10, 0, 0, {}, {}, "published")
+    write_canonical(cache, {("no-such-env-v0", "maml"): fake}, code_fingerprint())
+    table, problems = resolve_canonical(["no-such-env-v0"], cache)
+    assert table == {("no-such-env-v0", "maml"): fake} and problems == {}  # nothing was built
+    write_canonical(cache, {("no-such-env-v0", "maml"): fake}, "0" * 64)  # computed by other code
+    table, problems = resolve_canonical(["no-such-env-v0"], cache)
+    assert "no-such-env-v0" in problems and table[("no-such-env-v0", "maml")] == fake
+    assert code_fingerprint() == code_fingerprint() and len(code_fingerprint()) == 64

@@ -171,3 +171,22 @@ def test_committed_results_validate() -> None:
 
     good, bad = scan_results(Path(__file__).resolve().parents[2] / "leaderboard" / "results")
     assert good and not bad, bad
+
+
+def test_long_numeric_arrays_are_checked_item_by_item(records: Any) -> None:
+    """The items past the first of per-task values and curves are checked outside jsonschema:
+    same wording, every bad item named, the record left as it was."""
+    r = json.loads(json.dumps(records["regression"]))
+    r["per_task"]["values"][3] = "x"
+    r["per_task"]["values"][7] = True
+    r["curves"][0]["x"][1] = 1.5
+    r["curves"][0]["mean"][-1] = None
+    errors = schema_errors(r)
+    assert "per_task/values/3: 'x' is not of type 'number'" in errors
+    assert "per_task/values/7: True is not of type 'number'" in errors
+    assert "curves/0/x/1: 1.5 is not of type 'integer'" in errors
+    assert f"curves/0/mean/{len(r['curves'][0]['mean']) - 1}: None is not of type 'number'" in errors
+    assert r["per_task"]["values"][3] == "x" and len(r["per_task"]["values"]) == 20
+    ok = json.loads(json.dumps(records["regression"]))
+    ok["curves"][0]["x"][1] = 1.0  # JSON Schema: 1.0 is an integer
+    assert schema_errors(ok) == []
