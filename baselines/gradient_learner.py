@@ -206,13 +206,17 @@ def check_memory(learner: GradientLearner, env: Any) -> None:
     A rough lower bound on what backpropagation through the inner loop keeps alive: the
     Conv-4 activations (conv, batch-norm and ReLU outputs of every block) of one support
     and one query pass, times ``inner_steps + 1``, times the tasks held at once
-    (``meta_batch``, or 1 with ``task_map="map"``), plus the rule's per-parameter state per
-    step. Only raised when that bound exceeds the machine's physical memory, so the error
-    replaces an XLA out-of-memory abort, it never refuses a run that could fit.
+    (``meta_batch``, or 1 with ``task_map="map"``), plus the rule's per-parameter state and
+    the meta-network's activations per step (the latter also first order: the meta-gradient
+    of a learned rule backpropagates through every ``update``). Only raised when that bound
+    exceeds the machine's physical memory, so the error replaces an XLA out-of-memory abort, it never refuses a run that could fit.
     """
     c = learner.config
-    if env.spec.kind != "classification" or c.first_order:
+    if env.spec.kind != "classification":
         return
+    rule = learner.update_rule(True)
+    if c.first_order and rule.activation_floats_per_param() == 0:
+        return  # first-order SGD keeps nothing across inner steps
     shapes = env.task_shapes("train")
     n_img = int(shapes.support[0].shape[0]) + int(shapes.query[0].shape[0])
     h, w = (int(s) for s in shapes.support[0].shape[1:3])
@@ -226,7 +230,8 @@ def check_memory(learner: GradientLearner, env: Any) -> None:
     conv4_feature_size(tuple(shapes.support[0].shape[1:]), c.channels, c.depth, c.pool)  # validates the shape
     tasks = 1 if c.task_map == "map" else c.meta_batch
     n_params = sum(int(x.size) for x in jax.tree_util.tree_leaves(jax.eval_shape(learner.model.init, jax.random.key(0))))
-    per_step = 4 * (per_image * n_img + n_params * (2 + learner.update_rule(True).state_floats_per_param()))
+    per_param = rule.activation_floats_per_param() + (0 if c.first_order else 2 + rule.state_floats_per_param())
+    per_step = 4 * ((0 if c.first_order else per_image * n_img) + n_params * per_param)
     need = per_step * (c.inner_steps + 1) * tasks
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -234,7 +239,7 @@ def check_memory(learner: GradientLearner, env: Any) -> None:
         return
     if need > total:
         raise ConfigError(
-            f"{learner.name}: second-order meta-training keeps at least {need / 2**30:.1f} GiB of activations "
+            f"{learner.name}: {'first' if c.first_order else 'second'}-order meta-training keeps at least {need / 2**30:.1f} GiB of activations "
             f"(meta_batch={c.meta_batch} tasks x inner_steps={c.inner_steps} steps on {env.spec.id}), more than "
             f"this machine's {total / 2**30:.1f} GiB. Lower meta_batch or inner_steps, set task_map='map' "
             f"(one task at a time) or first_order=True."

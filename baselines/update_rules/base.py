@@ -56,6 +56,11 @@ class UpdateRule:
         """Floats of ``rule_state`` per base-learner parameter (for memory reports)."""
         return 0
 
+    def activation_floats_per_param(self) -> int:
+        """Floats per base-learner parameter that backpropagating through one ``update`` keeps
+        (the meta-network's intermediate values; 0 for SGD). Used by the memory check."""
+        return 0
+
 
 @dataclasses.dataclass(frozen=True)
 class SGD(UpdateRule):

@@ -107,6 +107,10 @@ class MetaLSTM(UpdateRule):
     def state_floats_per_param(self) -> int:
         return 2 * self.hidden + 2
 
+    def activation_floats_per_param(self) -> int:
+        """Inputs, the 4 gate pre-activations, tanh(c), h, c and the two meta-gates."""
+        return INPUTS[self.inputs] + 7 * self.hidden + 2
+
 
 def gradient_descent_params(rule: MetaLSTM, alpha: float, key: jax.Array, b_f: float = 30.0) -> MetaLSTMParams:
     """Theorem 1 of seed 003: a parameterisation under which eq. 3.3 is ``theta - alpha * grad``.

@@ -70,6 +70,10 @@ class Turtle(UpdateRule):
                 x = jax.nn.relu(x)
         return x[..., 0]
 
+    def activation_floats_per_param(self) -> int:
+        """Inputs, and each hidden layer's pre- and post-ReLU values."""
+        return INPUTS[self.inputs] + 2 * sum(self.hidden)
+
     def update(
         self, rp: TurtleParams, state: Any, params: Params, grads: Params, loss: jax.Array | None
     ) -> tuple[Params, Any]:

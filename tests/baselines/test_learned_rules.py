@@ -211,6 +211,20 @@ def test_bad_options_are_clear_errors(learner_id):
         metabench.make_learner(learner_id, _img(), meta_batch=100000, first_order=False)
 
 
+def test_memory_check_counts_the_meta_network_also_first_order():
+    """First-order TURTLE still backpropagates through g_phi at every step: its activations
+    (inputs + 2 x 100 hidden values per parameter) are counted; first-order MAML keeps none."""
+    from metabench.baselines.gradient_learner import check_memory
+
+    env = _img()
+    fo_turtle = metabench.make_learner("turtle-fo", env, meta_batch=2)
+    assert fo_turtle.update_rule(True).activation_floats_per_param() == 1 + 2 * 100
+    fo_maml = metabench.make_learner("maml-fo", env, meta_batch=100000)  # no activations kept: never refused
+    check_memory(fo_maml, env)
+    with pytest.raises(ConfigError, match=r"turtle: first-order meta-training keeps at least .*meta_batch=100000"):
+        metabench.make_learner("turtle-fo", env, meta_batch=100000)
+
+
 def test_turtle_layers_and_lstm_hidden_must_be_positive():
     sin = metabench.make("sinusoid-5s")
     for layers in ((), (20, 0)):
