@@ -26,7 +26,7 @@ def test_bench_runs_skips_and_writes_table(tiny: Any, tmp_path: Path, monkeypatc
     assert "skip sinusoid-5s x not-a-learner: learner 'not-a-learner' is not registered yet" in err
     assert "skip omniglot-lite-5w1s x tiny-centroid: DataError" in err
     readme = (tmp_path / "lb" / "README.md").read_text()
-    assert "## sinusoid-5s-v0" in readme and "tiny-ridge" in readme and "omniglot" not in readme
+    assert "## sinusoid-5s-v0" in readme and "tiny-ridge" in readme and "## omniglot-lite-5w1s" not in readme
 
 
 def test_bench_reports_failures_after_running_the_rest(tiny: Any, tmp_path: Path) -> None:
