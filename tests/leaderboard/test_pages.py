@@ -166,3 +166,21 @@ def test_sparkline() -> None:
     assert sparkline([2.0, 2.0]) == "▄▄"
     assert curve_text([-40.0, -4.5], lambda v: f"{v:g}") == "▁█ -40 → -4.5"
     assert curve_text([0.5], str) == "0.5"
+
+
+def test_differences_name_changed_missing_and_removed_keys(records: Any, variant: Any) -> None:
+    from metabench.leaderboard.experiments import differences
+
+    r = variant(records["regression"], learner="tiny-ridge")
+    canon = _canon(r, "tiny-ridge")
+    assert differences(r, canon) == "same settings, other code: the config hash differs"
+    r["learner"]["config"] = {**r["learner"]["config"], "lr": 0.9, "gone": 1}
+    del r["learner"]["config"]["meta_batch"]
+    r["run"]["steps"] += 5
+    r["env"]["spec"] = {**r["env"]["spec"], "overrides": ["queries", "root"],
+                        "kwargs": {**r["env"]["spec"]["kwargs"], "queries": 7}}
+    text = differences(r, canon)
+    assert "lr=0.9" in text and "meta_batch: not recorded" in text and "gone=1 (option no longer exists)" in text
+    assert f"steps={r['run']['steps']} (canonical {canon.steps})" in text and "env: queries=7" in text
+    assert "root" not in text  # a data path is not a setting
+    assert differences(r, None).endswith("(no canonical settings known)")
