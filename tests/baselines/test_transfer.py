@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import numpy as np
 import pytest
 
 import metabench
+import metabench_tests_fixtures_images as fx  # registered by tests/conftest.py
 from metabench import augment as A
 from metabench.baselines import transfer as T
 from metabench.baselines._synthetic import synthetic_env
@@ -29,14 +29,6 @@ ROOT = Path(__file__).resolve().parents[2]
 TINY = {"channels": 4, "ft_epochs": 3, "batch_size": 8}
 
 
-def _fixtures() -> Any:
-    name = "metabench_tests_fixtures_images"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / "fixtures_images.py")
-        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-        sys.modules[name] = module
-        spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return sys.modules[name]
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +140,6 @@ def test_identity_cases_of_each_transform() -> None:
 
 
 def test_rgb_fixture_env_augments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    fx = _fixtures()
     monkeypatch.setenv("METABENCH_CACHE", str(tmp_path / "cache"))
     fx.cub_folder(tmp_path, per_class=4, grayscale_every=0)
     env = metabench.make(metabench.spec("cub-5w1s").replace(eval_tasks=4), root=str(tmp_path), queries=2)
@@ -330,15 +321,8 @@ def test_pretrain_finetune_is_unchanged_for_sinusoid() -> None:
 
 
 @pytest.fixture(scope="module")
-def image_root(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    fx = _fixtures()
-    mp = pytest.MonkeyPatch()
-    mp.setenv("METABENCH_CACHE", str(tmp_path_factory.mktemp("cache")))
-    path = tmp_path_factory.mktemp("data")
-    fx.mini_imagenet_pickles(path, per_class=4)
-    fx.cub_folder(path, per_class=4, grayscale_every=0)
-    yield path
-    mp.undo()
+def image_root(cross_domain_root: Path) -> Path:
+    return cross_domain_root
 
 
 @pytest.mark.parametrize("env_id, classes", [("mini-imagenet-to-cub-5w1s", 100), ("cub-to-mini-imagenet-5w1s", 200),

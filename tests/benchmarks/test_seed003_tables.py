@@ -22,19 +22,12 @@ def _load(name: str, path: Path):
     return sys.modules[name]
 
 
-fx = _load("metabench_tests_fixtures_images", ROOT / "tests" / "fixtures_images.py")
 tables = _load("metabench_seed003_tables", ROOT / "benchmarks" / "reproduce" / "seed003_tables.py")
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory: pytest.TempPathFactory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("METABENCH_CACHE", str(tmp_path_factory.mktemp("cache")))
-    path = tmp_path_factory.mktemp("data")
-    fx.mini_imagenet_pickles(path, per_class=4)
-    fx.cub_folder(path, per_class=4, grayscale_every=0)
-    yield path
-    mp.undo()
+def root(cross_domain_root: Path) -> Path:
+    return cross_domain_root
 
 
 def test_tables_script_runs_through_the_harness_on_fixtures(root: Path, tmp_path: Path, capsys) -> None:

@@ -6,8 +6,6 @@ images are filled with a colour encoding their class index (some classes are gra
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import jax
@@ -15,6 +13,7 @@ import numpy as np
 import pytest
 
 import metabench
+import metabench_tests_fixtures_images as fx  # registered by tests/conftest.py
 from metabench.envs import cub as C
 from metabench.envs import mini_imagenet as M
 from metabench.envs.cross_domain import CrossDomain
@@ -23,30 +22,15 @@ from metabench.errors import ConfigError, DataError
 from metabench.testing import check_meta_env
 
 
-def _load_fixtures():
-    name = "metabench_tests_fixtures_images"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "fixtures_images.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
-fx = _load_fixtures()
 SPLITS = ("train", "val", "test")
 MINI = [w for s in SPLITS for w in RAVI_SPLIT[s]]
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory: pytest.TempPathFactory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("METABENCH_CACHE", str(tmp_path_factory.mktemp("cache")))
-    path = tmp_path_factory.mktemp("data")
-    fx.mini_imagenet_pickles(path, per_class=4)
-    fx.cub_folder(path, per_class=4, grayscale_every=0)
-    yield path
-    mp.undo()
+def root(cross_domain_root: Path) -> Path:
+    return cross_domain_root
 
 
 def _make(env_id: str, root: Path, **kw):

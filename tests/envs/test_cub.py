@@ -8,10 +8,8 @@ colour that encodes its class index.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import re
 import shutil
-import sys
 from pathlib import Path
 
 import jax
@@ -19,6 +17,7 @@ import numpy as np
 import pytest
 
 import metabench
+import metabench_tests_fixtures_images as fx  # registered by tests/conftest.py
 from metabench.data import file_digest
 from metabench.data import manifest as MF
 from metabench.envs import cub as C
@@ -26,17 +25,8 @@ from metabench.errors import ChecksumError, ConfigError, DataError
 from metabench.testing import check_meta_env
 
 
-def _load_fixtures():
-    name = "metabench_tests_fixtures_images"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "fixtures_images.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
-fx = _load_fixtures()
 SPLITS = ("train", "val", "test")
 GRAY_EVERY = 7  # fixture classes with c % 7 == 3 are grayscale JPEGs
 

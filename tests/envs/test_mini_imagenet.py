@@ -8,11 +8,9 @@ split CSVs (``$METABENCH_DATA/splits/mini-imagenet-ravi/``) check the project's 
 from __future__ import annotations
 
 import csv
-import importlib.util
 import os
 import pickle
 import pickletools
-import sys
 from pathlib import Path
 
 import jax
@@ -20,23 +18,15 @@ import numpy as np
 import pytest
 
 import metabench
+import metabench_tests_fixtures_images as fx  # registered by tests/conftest.py
 from metabench.envs import mini_imagenet as M
 from metabench.envs.mini_imagenet_splits import RAVI_SPLIT
 from metabench.errors import ConfigError, DataError
 from metabench.testing import check_meta_env
 
 
-def _load_fixtures():
-    name = "metabench_tests_fixtures_images"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "fixtures_images.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
-fx = _load_fixtures()
 REAL_SPLITS = Path(os.environ.get("METABENCH_DATA") or "/nonexistent") / "splits" / "mini-imagenet-ravi"
 SPLITS = ("train", "val", "test")
 
