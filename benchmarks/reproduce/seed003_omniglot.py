@@ -7,7 +7,7 @@
 Seed 003 reports these learners on miniImageNet and CUB (Tables 3.1/3.4), not on Omniglot,
 so there is no published number to reproduce here: these rows show the learners train on a
 real image env through the harness, at a budget a 2-core CPU affords. The budget is stated
-per learner in ``BUDGETS`` (meta-training tasks = ``steps * meta_batch``) and recorded in each
+per learner in ``SEED003_OMNIGLOT`` of ``metabench.leaderboard.canonical`` (meta-training tasks = ``steps * meta_batch``) and recorded in each
 result; TURTLE's meta-batch is reduced from MAML's 32 to ``4`` (one second-order TURTLE step
 on 32 Omniglot tasks needs ~20 GB and ~20 s here). No validation (the final state is
 evaluated), the env's 600 frozen test tasks. Every run is an ordinary harness run whose JSON
@@ -26,13 +26,15 @@ from typing import Any
 import numpy as np
 
 ENVS = ("omniglot-lite-5w1s", "omniglot-lite-5w5s")
-#: learner id -> (config overrides, meta-training steps)
-BUDGETS: dict[str, tuple[dict[str, Any], int]] = {
-    "meta-lstm": ({}, 100),  # meta_batch 1 (Ravi & Larochelle): 100 tasks
-    "meta-lstm-plus": ({}, 60),  # meta_batch 1, second order, T 8: 60 tasks
-    "turtle": ({"meta_batch": 4}, 60),  # 240 tasks, second order
-    "turtle-fo": ({"meta_batch": 4}, 60),  # 240 tasks, first order
-}
+def _budgets() -> dict[str, tuple[dict[str, Any], int]]:
+    """learner id -> (config overrides, meta-training steps), from the leaderboard's labelled
+    budgets (``metabench.leaderboard.canonical.SEED003_OMNIGLOT``), so these runs are its rows."""
+    from metabench.leaderboard.canonical import SEED003_OMNIGLOT
+
+    return {lid: (dict(b.overrides), b.steps) for lid, b in SEED003_OMNIGLOT.items()}
+
+
+BUDGETS = _budgets()
 
 
 def seeds_of(spec: str) -> list[int]:

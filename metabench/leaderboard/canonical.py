@@ -49,6 +49,16 @@ BUDGETS: dict[tuple[str, str], Budget] = {
     ("halfcheetah-dir-v0", "maml-rl"): Budget(400, _MUJOCO, "reduced budget: 400 PPO steps, 10 tasks x 10 episodes", 0),
     ("ant-dir-v0", "maml-rl"): Budget(100, _MUJOCO, "reduced budget: 100 PPO steps, 10 tasks x 10 episodes", 0),
 }
+#: The learned update rules on omniglot-lite (``benchmarks/reproduce/seed003_omniglot.py``):
+#: seed 003 trains them on miniImageNet/CUB for 30K+ episodes; here what a 2-core CPU affords.
+SEED003_OMNIGLOT: dict[str, Budget] = {
+    "meta-lstm": Budget(100, {}, "reduced budget: 100 episodes (meta-batch 1), no validation", 0),
+    "meta-lstm-plus": Budget(60, {}, "reduced budget: 60 episodes (meta-batch 1), no validation", 0),
+    "turtle": Budget(60, {"meta_batch": 4}, "reduced budget: 60 steps x 4 tasks, no validation", 0),
+    "turtle-fo": Budget(60, {"meta_batch": 4}, "reduced budget: 60 steps x 4 tasks, no validation", 0),
+}
+BUDGETS.update({(env, lid): b for env in ("omniglot-lite-5w1s-v0", "omniglot-lite-5w5s-v0")
+                for lid, b in SEED003_OMNIGLOT.items()})
 
 
 @dataclass(frozen=True)
