@@ -59,6 +59,10 @@ SEED003_OMNIGLOT: dict[str, Budget] = {
 }
 BUDGETS.update({(env, lid): b for env in ("omniglot-lite-5w1s-v0", "omniglot-lite-5w5s-v0")
                 for lid, b in SEED003_OMNIGLOT.items()})
+#: Seed 003 Figure 3.3's protocol on sinusoid-5s (``benchmarks/reproduce/seed003_sinusoid.py``):
+#: 70K training tasks (2,800 steps of 25), validation every 2.5K tasks (on 100 tasks, not 1K).
+_FIG33 = Budget(2800, {}, "seed 003 Fig. 3.3: 70K tasks (2,800 x 25), val every 2.5K", 100)
+BUDGETS.update({("sinusoid-5s-v0", lid): _FIG33 for lid in ("maml", "meta-lstm", "turtle")})
 
 
 @dataclass(frozen=True)
