@@ -64,6 +64,7 @@ def test_hidden_empty_is_a_linear_policy():
     np.testing.assert_allclose(policy_mean(p, obs), obs @ w + b, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.slow  # 30-40 s each in CI; MAML-RL's smoke runs stay in the default suite
 def test_tanh_mean_bounds_the_mean_and_keeps_the_gaussian_around_it():
     plain = init_policy(jax.random.key(0), 3, 2, (5,), log_std=-0.5)
     bounded = init_policy(jax.random.key(0), 3, 2, (5,), log_std=-0.5, tanh_mean=True)
@@ -428,6 +429,7 @@ def test_eval_envs_selects_the_vectorized_batch(point_nav):
         make_learner("maml-rl", metabench.make("nav2d-hard"), **TINY, eval_envs=2)
 
 
+@pytest.mark.slow  # 30-40 s each in CI; MAML-RL's smoke runs stay in the default suite
 def test_eval_batches_follow_the_step_budget(point_nav):
     """Episodes of 8 steps (nothing reaches the goal so soon), budget 10: two of four are kept."""
     learner = make_learner("maml-rl", point_nav, **{**TINY, "eval_episodes": 4}, eval_batch_steps=10)
@@ -455,6 +457,7 @@ def test_evaluation_steps_after_the_first_use_eval_later_lr(point_nav):
     assert not np.allclose(wrong.obs, traj.obs[2])
 
 
+@pytest.mark.slow  # 30-40 s each in CI; MAML-RL's smoke runs stay in the default suite
 def test_inner_loss_takes_a_baseline_fitted_elsewhere(point_nav):
     """``baseline=`` the weights fitted on the same batch is the default loss; another batch's is not."""
     learner = make_learner("maml-rl", point_nav, **TINY, eval_batch_steps=0)
@@ -513,6 +516,7 @@ def test_random_policy_never_changes_its_initialisation(point_nav):
     assert _leaves_equal(new.params, state.params) and float(metrics["loss"]) == 0.0
 
 
+@pytest.mark.slow  # 30-40 s each in CI; MAML-RL's smoke runs stay in the default suite
 def test_eval_curve_is_the_mean_return_of_the_adaptation_trajectories(point_nav):
     learner = make_learner("maml-rl", point_nav, **TINY)
     state = learner.init(jax.random.key(0))
