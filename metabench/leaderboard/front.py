@@ -25,7 +25,8 @@ experiments page. Learners are in the order of the learner table, not by score.
   (Agarwal et al. 2021; 1,000 resamples, seeded); † over the seed means, for results without per-task values.
 - *vs best*: **best** is the best mean; *tied* / *worse*: two-sided paired t-test over the shared test tasks on
   the seed-averaged per-task values against the best row, tied at p ≥ {tie}; *(seeds)*: Welch's test over the
-  seed means instead, for results without per-task values (schema 1.0); *not tested*: neither is possible.
+  seed means instead, for results without per-task values (schema 1.0); *not tested*: neither is possible;
+  *highest mean, untested*: the top row when no other row could be tested against it.
   `metabench compare` runs the paired comparison for any two results.
 - *adaptation*: the mean curve over seeds per adaptation step, first → last.
 - *published*: stored references (`metabench/leaderboard/published.py`) with their source; a reference of a
@@ -55,6 +56,8 @@ def _iqm_cell(row: LearnerRow, metric: str) -> str:
 def _mark_cell(row: LearnerRow) -> str:
     if row.mark == "best":
         return "**best**"
+    if row.mark == "top":
+        return "highest mean, untested"
     if not row.mark:
         return "not tested"
     p = "p < 0.001" if row.p is not None and row.p < 0.001 else f"p = {row.p:.2g}"

@@ -39,7 +39,7 @@ class LearnerRow:
     others: int  # this learner's other results on the env (the experiments page)
     iqm: Interval | None = None
     iqm_per_task: bool = False  # IQM over seeds x test tasks (else over seed means)
-    mark: str = ""  # "best", "tied", "worse" or "" (not tested)
+    mark: str = ""  # "best", "tied", "worse", "top" (highest, nothing testable against it) or "" (not tested)
     p: float | None = None
     test: str = ""  # "paired" or "seeds"
 
@@ -120,3 +120,5 @@ def mark_ties(rows: Sequence[LearnerRow], rng: np.random.Generator) -> None:
             row.p, row.test = welch_p(row.means, best.means), "seeds"
         if row.p is not None:
             row.mark = "tied" if row.p >= TIE_P else "worse"
+    if len(rows) > 1 and not any(row.mark for row in rows if row is not best):
+        best.mark = "top"  # the highest mean, but no other row could be tested against it
