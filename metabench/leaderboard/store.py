@@ -59,16 +59,7 @@ def read_results(directory: str | os.PathLike[str]) -> list[tuple[Path, dict[str
     Raises ``ResultError`` listing every bad file by name (none is skipped silently).
     A missing directory holds no results.
     """
-    directory = Path(directory)
-    if not directory.is_dir():
-        return []
-    good: list[tuple[Path, dict[str, Any]]] = []
-    bad: dict[str, list[str]] = {}
-    for path in sorted(directory.glob("*.json")):
-        try:
-            good.append((path, load_result(path)))
-        except ResultError as e:
-            bad.update(e.bad)
+    good, bad = scan_results(directory)
     if bad:
         lines = [f"  {p}: {'; '.join(errs[:3])}" for p, errs in sorted(bad.items())]
         raise ResultError(
