@@ -6,7 +6,9 @@ runs (the env's canonical config hash, 3-6 seeds, per-task values, so every row 
 stratified bootstrap and paired tie tests), the rest experiments with other config hashes.
 Then times ``metabench.leaderboard.regenerate`` end to end (scan and validate every file,
 compute the canonical table by building every env and learner -- the first render; later
-ones read it from ``canonical.json`` -- statistics, pages), without and with the PNG plots,
+ones read it from ``canonical.json`` -- statistics, pages): cold (an empty ``.cache``: every
+file validated, every plot drawn) without and with the PNG plots, warm (nothing changed:
+memoised validation and plots, ``metabench.leaderboard.memo``) and after one new result file,
 ``--repeats`` times each (the best is reported, wall and CPU seconds: the machine is shared). Writes
 ``benchmarks/results/leaderboard_render.json`` atomically. Usage::
 
@@ -22,6 +24,7 @@ import json
 import os
 import platform
 import sys
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -49,7 +52,7 @@ def generate(directory: Path, n_files: int, rng: np.random.Generator) -> dict[st
 
     templates = _templates()
     table, _ = resolve_canonical(list(templates), None)
-    envs = sorted(templates)
+    envs = sorted(e for e in templates if any(k[0] == e for k in table))  # envs with canonical learners
     results = directory / "results"
     results.mkdir(parents=True)
     counts = {"canonical": 0, "experiment": 0}
@@ -88,6 +91,11 @@ def generate(directory: Path, n_files: int, rng: np.random.Generator) -> dict[st
     return counts
 
 
+#: renders timed: with an empty ``.cache`` (every file validated, every plot drawn), then
+#: again with nothing changed, then after one new result file; without and with plots
+KINDS = ("cold_no_plots", "cold_with_plots", "warm_with_plots", "one_result_added")
+
+
 def time_render(directory: Path, plots: bool) -> tuple[float, int]:
     from metabench.leaderboard import regenerate
 
@@ -109,15 +117,24 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench_leaderboard_") as tmp:
         directory = Path(tmp)
         counts = generate(directory, args.files, np.random.default_rng(args.seed))
-        runs: dict[str, list[float]] = {"no_plots": [], "with_plots": []}
-        cpu: dict[str, list[float]] = {"no_plots": [], "with_plots": []}
+        runs: dict[str, list[float]] = {k: [] for k in KINDS}
+        cpu: dict[str, list[float]] = {k: [] for k in KINDS}
         lines = 0
         # the first render computes the canonical table (builds every env and learner) and caches it
         first_wall, first_cpu, _ = time_render(directory, False)
         print(f"first (canonical table computed): {first_wall:.2f} s, {first_cpu:.2f} s CPU", flush=True)
-        for _ in range(args.repeats):
-            for key, plots in (("no_plots", False), ("with_plots", True)):
-                seconds, cpu_s, lines = time_render(directory, plots)
+        template = next(iter(sorted((directory / "results").glob("*.json"))))
+        for rep in range(args.repeats):
+            for key in KINDS:
+                if key.startswith("cold"):
+                    shutil.rmtree(directory / ".cache", ignore_errors=True)
+                    shutil.rmtree(directory / "plots", ignore_errors=True)
+                if key == "one_result_added":
+                    rec = json.loads(template.read_text())
+                    rec["seed"] = 10_000 + rep
+                    rec["name"] = rec["name"].rsplit("__s", 1)[0] + f"__s{rec['seed']}"
+                    (directory / "results" / f"{rec['name']}.json").write_text(json.dumps(rec, indent=2, sort_keys=True))
+                seconds, cpu_s, lines = time_render(directory, "no_plots" not in key)
                 runs[key].append(seconds)
                 cpu[key].append(cpu_s)
                 print(f"{key}: {seconds:.2f} s, {cpu_s:.2f} s CPU", flush=True)

@@ -22,6 +22,7 @@ from metabench.leaderboard.store import (
     read_results,
     result_filename,
     scan_results,
+    validation_memo,
     write_result,
 )
 from metabench.leaderboard.table import group_by_env, render
@@ -37,6 +38,9 @@ def regenerate(directory: str | os.PathLike[str] = "leaderboard", *, plots: bool
     """Rewrite ``directory/README.md``, ``directory/experiments/<env>.md`` (and ``plots/*.png``)
     from ``directory/results``; returns the README's path.
 
+    Files that passed validation before and plots whose inputs are unchanged are not redone
+    (content digests in ``directory/.cache/``, ``metabench.leaderboard.memo``).
+
     Temp files of killed result writers in ``directory/results`` older than the grace period
     are removed first (``metabench.debris``); they are never read as results. A file that is
     not a valid result (corrupt, partial, off-schema) is skipped, named on the page and passed
@@ -47,7 +51,7 @@ def regenerate(directory: str | os.PathLike[str] = "leaderboard", *, plots: bool
 
     directory = Path(directory)
     clean_stale_temps(directory / "results")
-    results, bad = scan_results(directory / "results")
+    results, bad = scan_results(directory / "results", validation_memo(directory))
     problems: dict[str, str] = {}
     if canonical is None:
         envs = [*dict.fromkeys(r["env"]["id"] for _, r in results), *plan_envs]
@@ -57,9 +61,9 @@ def regenerate(directory: str | os.PathLike[str] = "leaderboard", *, plots: bool
             report(f"metabench leaderboard: skipped {path}: {'; '.join(errs[:3])}")
     pngs = {}
     if plots and results:
-        from metabench.leaderboard.plots import write_plots
+        from metabench.leaderboard.plots import plot_memo, write_plots
 
-        pngs = write_plots(results, directory / "plots")
+        pngs = write_plots(results, directory / "plots", plot_memo(directory))
     pages = render_pages(results, directory, canonical, bad=bad, problems=problems, plots=pngs, plan_envs=plan_envs)
     readme = directory / "README.md"
     for path, text in pages.items():

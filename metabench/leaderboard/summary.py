@@ -9,6 +9,7 @@ values; Welch over seed means where a result has no per-task values).
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,12 @@ from metabench.leaderboard.welch import welch_p
 Row = tuple[Path, dict[str, Any]]
 #: seed of the bootstrap and permutation draws (the page is the same on every regeneration)
 STATS_SEED = 0
+
+
+def row_rng(env_id: str, learner: str) -> np.random.Generator:
+    """The bootstrap generator of one row: seeded by ``STATS_SEED``, the env and the learner
+    only, so a row's interval does not change when other learners' rows come or go."""
+    return np.random.default_rng([STATS_SEED, zlib.crc32(env_id.encode()), zlib.crc32(learner.encode())])
 #: p-value at or above which a row counts as tied with the best
 TIE_P = 0.05
 
@@ -89,13 +96,12 @@ def summarize_env(env_id: str, rows: Sequence[Row], canonical: Mapping[tuple[str
         recs = canonical_records(rows, canon) if canon else []
         n_all = sum(1 for _, r in rows if r["learner"]["id"] == lid)
         out.append(LearnerRow(lid, canon, recs, n_all - len(recs)))
-    rng = np.random.default_rng(STATS_SEED)
     for row in out:
         if row.records and np.all(np.isfinite(row.means)):
             pt = row.per_task()
             row.iqm_per_task = pt is not None
-            row.iqm = stratified_bootstrap_iqm(pt if pt is not None else row.means[:, None], rng)
-    mark_ties([r for r in out if r.records and np.all(np.isfinite(r.means))], rng)
+            row.iqm = stratified_bootstrap_iqm(pt if pt is not None else row.means[:, None], row_rng(env_id, row.learner))
+    mark_ties([r for r in out if r.records and np.all(np.isfinite(r.means))], np.random.default_rng(STATS_SEED))
     return out
 
 
