@@ -427,6 +427,9 @@ def verify_cache(path: str | os.PathLike[str]) -> None:
         meta = json.loads((p / "meta.json").read_text())
     except (OSError, ValueError) as e:
         raise DataError(f"{p}: meta.json missing or unreadable ({e}); delete the directory to rebuild it") from e
+    if not isinstance(meta, dict):
+        raise DataError(f"{p}: meta.json holds a JSON {type(meta).__name__}, not an object; "
+                        "delete the directory to rebuild it")
     try:
         arrays, meta = _load(p, meta.get("data_hash", ""), verify=True)
     except ValueError as e:

@@ -95,6 +95,14 @@ def test_corrupt_cache_is_rebuilt_with_a_warning(tmp_path: Path, damage: str, ca
     assert _leftovers(info.path.parent) == []
 
 
+@pytest.mark.parametrize("meta", ["[1, 2]", "null", '"text"'])
+def test_verify_cache_names_a_meta_json_that_is_not_an_object(tmp_path: Path, meta: str) -> None:
+    _, info = load_or_build("t", [write_source(tmp_path)], {}, Builder())
+    (info.path / "meta.json").write_text(meta)
+    with pytest.raises(DataError, match="meta.json holds a JSON .*, not an object; delete the directory"):
+        verify_cache(info.path)
+
+
 def test_verify_cache_detects_changed_content(tmp_path: Path) -> None:
     _, info = load_or_build("t", [write_source(tmp_path)], {}, Builder())
     npy = info.path / "x.npy"
