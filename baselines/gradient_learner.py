@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import optax
 
 from metabench.baselines._inner import rule_adapt, rule_adaptation_curve
+from metabench.baselines.backbone_registry import BackboneRequest, FlaxModule, check_output, resolve_backbone
 from metabench.baselines.backbones import conv4_feature_size, model_for, supervised_loss
 from metabench.baselines.update_rules import UpdateRule
 from metabench.errors import ConfigError
@@ -72,7 +73,14 @@ class GradientLearner(Learner):
             ``"unroll"`` (a Python loop over tasks: ungrouped convolutions, no while loop;
             compile time grows with ``meta_batch``). On XLA CPU both grouped convolutions
             and convolutions inside while loops were measured very slow (bench_learners.py).
+        backbone: the network: ``None`` (the landed Conv-4 / MLP of ``channels``, ``depth``, ``pool``,
+            ``hidden``), a registered name (``conv4`` (with ``pool``), ``conv4-max``, ``conv4-stride``,
+            ``mlp``, ``resnet12``), an entry point ``pkg.mod:attr`` or a ``flax.linen.Module``
+            (Python API) whose output is the logits ``[batch, ways]`` (regression: ``[batch, D_out]``);
+            the inner loop adapts all its parameters (docs/backbones.md).
         """
+
+        hash_omits_default: ClassVar[frozenset[str]] = frozenset({"backbone"})
 
         meta_batch: int = 0
         inner_steps: int | None = None
@@ -86,6 +94,7 @@ class GradientLearner(Learner):
         inner_scan: bool = False
         task_map: Literal["auto", "vmap", "map", "unroll"] = "auto"
         pool: Literal["auto", "stride", "max"] = "auto"
+        backbone: str | FlaxModule | None = None
 
     # -- hooks ------------------------------------------------------------------------------
     def env_defaults(self, env: Any, config: Any) -> dict[str, Any]:
@@ -135,7 +144,9 @@ class GradientLearner(Learner):
         #: evaluation like training: per task where tasks are unrolled (images; 2.4x faster
         #: than vmapped evaluation for 5w1s on 2 CPU cores, same values)
         self.eval_per_task = c.task_map == "unroll"
-        self.model = model_for(env, channels=c.channels, depth=c.depth, hidden=tuple(c.hidden), pool=c.pool)
+        self.model: Any = model_for(env, channels=c.channels, depth=c.depth, hidden=tuple(c.hidden), pool=c.pool)
+        if c.backbone is not None:
+            self.model = gradient_backbone(n, env, c)
         self.optimizer = self.make_optimizer()
 
     # -- pieces ---------------------------------------------------------------------------
@@ -200,6 +211,25 @@ class GradientLearner(Learner):
                                      tuple(task.query), self.config.eval_steps)
 
 
+def gradient_backbone(who: str, env: Any, c: Any) -> Any:
+    """The ``ModuleModel`` of ``c.backbone`` for a gradient learner, its logits checked to be ``[S, n_out]``.
+
+    ``n_out``: ``env.ways`` (classification) or the targets' size (regression); ``c.pool`` must be resolved.
+    """
+    shapes = env.task_shapes("train")
+    xs, ys = shapes.support
+    classify = env.spec.kind == "classification"
+    n_out = int(env.ways) if classify else int(ys.shape[-1])
+    request = BackboneRequest(who, env.spec.kind, tuple(int(s) for s in xs.shape[1:]), n_out, c.channels, c.depth,
+                              pool=getattr(c, "pool", "max") if classify else None, hidden=tuple(c.hidden))
+    model = resolve_backbone(c.backbone, request)
+    what = f"logits over the env's {n_out} ways" if classify else f"predictions of the {n_out}-d targets"
+    check_output(model, request, int(xs.shape[0]), what=what,
+                 fix=f"End the network with a {n_out}-output linear layer (e.g. nn.Dense({n_out})); registered "
+                     "names get the head from the learner.")
+    return model
+
+
 def check_memory(learner: GradientLearner, env: Any) -> None:
     """Refuse a second-order configuration whose activations cannot fit in host memory.
 
@@ -221,13 +251,16 @@ def check_memory(learner: GradientLearner, env: Any) -> None:
     n_img = int(shapes.support[0].shape[0]) + int(shapes.query[0].shape[0])
     h, w = (int(s) for s in shapes.support[0].shape[1:3])
     per_image = 0
-    for _ in range(c.depth):
+    # the activation estimate is Conv-4's; other backbones are bounded by their parameters alone
+    conv4 = c.backbone is None or c.backbone == "conv4"
+    for _ in range(c.depth if conv4 else 0):
         if c.pool == "stride":
             h, w = -(-h // 2), -(-w // 2)
         per_image += 3 * h * w * c.channels
         if c.pool == "max":
             h, w = h // 2, w // 2
-    conv4_feature_size(tuple(shapes.support[0].shape[1:]), c.channels, c.depth, c.pool)  # validates the shape
+    if conv4:
+        conv4_feature_size(tuple(shapes.support[0].shape[1:]), c.channels, c.depth, c.pool)  # validates the shape
     tasks = 1 if c.task_map == "map" else c.meta_batch
     n_params = sum(int(x.size) for x in jax.tree_util.tree_leaves(jax.eval_shape(learner.model.init, jax.random.key(0))))
     per_param = rule.activation_floats_per_param() + (0 if c.first_order else 2 + rule.state_floats_per_param())

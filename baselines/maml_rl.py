@@ -405,6 +405,11 @@ class MamlRL(Learner):
         """
         from metabench.baselines.maml import MAML
 
+        if getattr(config, "backbone", None) is not None:
+            raise ConfigError(
+                f"maml on the RL env {env.spec.id!r} is MAML for RL, whose policy is the env's Gaussian MLP "
+                "(its sizes: hidden); backbone= selects the network of supervised envs only, drop it"
+            )
         default = MAML.Config()
         kw: dict[str, Any] = {"meta_batch": config.meta_batch, "first_order": config.first_order}
         if config.meta_lr != default.meta_lr:  # else MamlRL's per-env default

@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from metabench.baselines.backbone_registry import BackboneRequest, FlaxModule, check_output, resolve_backbone
 from metabench.baselines.backbones import conv4_embed, conv4_init
 from metabench.errors import ConfigError
 from metabench.learner import Learner, LearnerConfig
@@ -66,7 +67,13 @@ class ProtoNet(Learner):
         cosine_scale: multiplies cosine similarities (a fixed softmax temperature).
         channels, depth: Conv-4 width and number of blocks.
         episode_map: ``"vmap"`` or ``"reshape"`` (fold episodes into one batch).
+        backbone: the embedding network: ``None`` (the landed Conv-4 of ``channels``, ``depth``),
+            a registered name (``conv4``, ``conv4-stride``, ``resnet12``, ...; sized by ``channels``,
+            ``depth``), an entry point ``pkg.mod:attr`` or a ``flax.linen.Module`` (Python API) whose
+            output is ``[batch, F]`` for any ``F`` (docs/backbones.md).
         """
+
+        hash_omits_default: ClassVar[frozenset[str]] = frozenset({"backbone"})
 
         meta_batch: int = 1
         lr: float = 1e-3
@@ -76,6 +83,7 @@ class ProtoNet(Learner):
         channels: int = 64
         depth: int = 4
         episode_map: Literal["vmap", "reshape"] = "reshape"
+        backbone: str | FlaxModule | None = None
 
     def __init__(self, env: Any, config: Config, mesh: jax.sharding.Mesh | None = None):
         super().__init__(env, config, mesh)
@@ -87,7 +95,16 @@ class ProtoNet(Learner):
         if c.meta_batch < 1:
             raise ConfigError(f"protonet: meta_batch must be >= 1, got {c.meta_batch}")
         self.shots = int(env.shots)
-        self.image_shape = tuple(env.task_shapes("train").support[0].shape[1:])
+        shapes = env.task_shapes("train")
+        self.image_shape = tuple(shapes.support[0].shape[1:])
+        #: the network of a ``backbone`` (``None``: the landed Conv-4 functions)
+        self.net = None
+        if c.backbone is not None:
+            request = BackboneRequest("protonet", env.spec.kind, self.image_shape, None, c.channels, c.depth)
+            self.net = resolve_backbone(c.backbone, request)
+            check_output(self.net, request, int(shapes.support[0].shape[0]) + int(shapes.query[0].shape[0]),
+                         what="one embedding per image (support and queries embedded together)",
+                         fix="Flatten the network's last feature map, e.g. x.reshape(x.shape[0], -1).")
         if c.lr_halve_every < 0:
             raise ConfigError(f"protonet: lr_halve_every must be >= 0 (0: constant rate), got {c.lr_halve_every}")
         self.lr_schedule: optax.Schedule = (
@@ -106,10 +123,16 @@ class ProtoNet(Learner):
         """
         return n_support // self.shots
 
+    def embed(self, params: Any, x: jax.Array, groups: int = 1) -> jax.Array:
+        """Embeddings ``[B, F]`` of images ``[B, H, W, C]`` holding ``groups`` episodes (own batch statistics each)."""
+        if self.net is None:
+            return conv4_embed(params, x, groups=groups)
+        return self.net.apply_grouped(params, x, groups)
+
     def logits(self, params: Any, support: tuple[jax.Array, jax.Array], xq: jax.Array) -> jax.Array:
         """Query logits ``[Q, N]`` of one episode (support and queries embedded in one pass)."""
         xs, ys = support
-        emb = conv4_embed(params, jnp.concatenate([xs, xq], axis=0))
+        emb = self.embed(params, jnp.concatenate([xs, xq], axis=0))
         c = self.config
         ways = self.ways_of(xs.shape[0])
         return proto_logits(emb[: xs.shape[0]], ys, emb[xs.shape[0] :], ways, c.distance, c.cosine_scale)
@@ -121,7 +144,7 @@ class ProtoNet(Learner):
             return jax.vmap(lambda s, y, q: self.logits(params, (s, y), q))(xs, ys, xq)
         t, s_n, q_n = xs.shape[0], xs.shape[1], xq.shape[1]
         x = jnp.concatenate([xs, xq], axis=1).reshape(t * (s_n + q_n), *xs.shape[2:])
-        emb = conv4_embed(params, x, groups=t).reshape(t, s_n + q_n, -1)
+        emb = self.embed(params, x, groups=t).reshape(t, s_n + q_n, -1)
         c = self.config
         ways = self.ways_of(s_n)
         fn = lambda e, y: proto_logits(e[:s_n], y, e[s_n:], ways, c.distance, c.cosine_scale)  # noqa: E731
@@ -137,7 +160,10 @@ class ProtoNet(Learner):
         return ce, acc
 
     def init(self, key: PRNGKey) -> ProtoState:
-        params = conv4_init(key, self.image_shape, channels=self.config.channels, depth=self.config.depth)
+        if self.net is not None:
+            params = self.net.init(key)
+        else:
+            params = conv4_init(key, self.image_shape, channels=self.config.channels, depth=self.config.depth)
         return ProtoState(params, self.optimizer.init(params), jnp.zeros((), jnp.int32))
 
     def meta_train_step(self, state: ProtoState, tasks: SupervisedTask, key: PRNGKey) -> tuple[ProtoState, dict]:

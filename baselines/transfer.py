@@ -65,6 +65,7 @@ import jax.numpy as jnp
 import optax
 
 from metabench.baselines._inner import adaptation_curve, inner_adapt
+from metabench.baselines.backbone_registry import BackboneRequest, FlaxModule, check_output, resolve_backbone
 from metabench.baselines.backbones import (
     BN_EPS, _same_pad, conv3x3, conv4_feature_size, conv4_init, max_pool2, model_for, supervised_loss,
 )
@@ -231,7 +232,12 @@ class TransferLearner(Learner):
             fine-tuning (100 epochs, batches of 4, SGD 0.01 / 0.9 / 0.9 / 1e-3).
         channels, depth: Conv-4 width and blocks.
         meta_batch: unused by transfer learners (the harness records it; set to batch_size).
+        backbone: the feature network: ``None`` (the landed Conv-4 with ``bn``), a registered name
+            (``conv4``, ``resnet12``, ...) or a ``flax.linen.Module`` whose output is ``[batch, F]``;
+            a module has batch-statistics batch norm only, so it needs ``bn="batch"`` (docs/backbones.md).
         """
+
+        hash_omits_default: ClassVar[frozenset[str]] = frozenset({"backbone"})
 
         init: Literal["pretrained", "scratch"] = "pretrained"
         head: Literal["linear", "cosine"] = "linear"
@@ -251,6 +257,7 @@ class TransferLearner(Learner):
         channels: int = 64
         depth: int = 4
         meta_batch: int = 0
+        backbone: str | FlaxModule | None = None
 
     def __init__(self, env: Any, config: Config, mesh: jax.sharding.Mesh | None = None):
         super().__init__(env, config, mesh)
@@ -282,7 +289,21 @@ class TransferLearner(Learner):
                               "use finetune='all' (train-from-scratch sets it)")
         self.ways = int(env.ways)
         self.image_shape = tuple(int(s) for s in env.image_shape)
-        self.features = conv4_feature_size(self.image_shape, c.channels, c.depth)
+        #: the network of a ``backbone`` (``None``: the landed Conv-4 with running statistics, ``embed``)
+        self.net: Any = None
+        if c.backbone is not None:
+            if c.bn != "batch":
+                raise ConfigError(
+                    f"transfer learner: backbone={c.backbone!r} needs bn='batch': a flax backbone normalises with "
+                    "batch statistics only (no running averages); set bn=batch, or drop backbone for the landed "
+                    "Conv-4 with running batch norm"
+                )
+            request = BackboneRequest("transfer learner", env.spec.kind, self.image_shape, None, c.channels, c.depth)
+            self.net = resolve_backbone(c.backbone, request)
+            self.features = check_output(self.net, request, c.batch_size, what="one feature vector per image",
+                                         fix="Flatten the network's last feature map; the learner adds the head.")[1]
+        else:
+            self.features = conv4_feature_size(self.image_shape, c.channels, c.depth)
         self.n_classes = env.num_classes("train")
         if c.head_classes and c.head_classes < self.n_classes:
             raise ConfigError(
@@ -313,15 +334,31 @@ class TransferLearner(Learner):
     def init(self, key: PRNGKey) -> TransferState:
         c = self.config
         k_b, k_h = jax.random.split(key)
-        backbone = conv4_init(k_b, self.image_shape, channels=c.channels, depth=c.depth)
+        backbone = self._backbone_init(k_b)
         head = head_init(k_h, c.head, self.features, self.head_outputs, zero_bias=True)
         params = {"backbone": backbone, "head": head}
         seed = jax.random.randint(jax.random.fold_in(key, 1), (), 0, 2**31 - 1, dtype=jnp.int32)
-        return TransferState(params, bn_stats_init(c.channels, c.depth), self.optimizer.init(params),
+        return TransferState(params, self._stats_init(), self.optimizer.init(params),
                              jnp.zeros((), jnp.int32), seed)
 
+    def _backbone_init(self, key: PRNGKey) -> Params:
+        c = self.config
+        if self.net is not None:
+            return self.net.init(key)
+        return conv4_init(key, self.image_shape, channels=c.channels, depth=c.depth)
+
+    def _stats_init(self) -> Any:
+        """Running batch-norm statistics of the landed Conv-4; none (``[]``) for a flax backbone."""
+        return [] if self.net is not None else bn_stats_init(self.config.channels, self.config.depth)
+
+    def _embed(self, params: Params, stats: Any, x: jax.Array, *, train: bool, im2col: bool = False) -> tuple[jax.Array, Any]:
+        """``embed`` with the config's ``bn``, or a flax backbone's features (its stats unchanged)."""
+        if self.net is not None:
+            return self.net.apply(params, x), stats
+        return embed(params, stats, x, train=train, bn=self.config.bn, im2col=im2col)
+
     def _pretrain_loss(self, params: Params, stats: Any, x: jax.Array, y: jax.Array) -> tuple[jax.Array, Any]:
-        f, new_stats = embed(params["backbone"], stats, x, train=True, bn=self.config.bn)
+        f, new_stats = self._embed(params["backbone"], stats, x, train=True)
         logits = head_apply(params["head"], f)
         return cross_entropy(logits, y), (new_stats, jnp.mean(jnp.argmax(logits, -1) == y))
 
@@ -343,8 +380,8 @@ class TransferLearner(Learner):
     def _scratch_step(self, state: TransferState, tasks: SupervisedTask, key: PRNGKey) -> tuple[TransferState, dict]:
         """No pre-training: the query loss of a fresh random network on the first task (a reference only)."""
         c = self.config
-        backbone = conv4_init(jax.random.fold_in(key, 0), self.image_shape, channels=c.channels, depth=c.depth)
-        f, _ = embed(backbone, bn_stats_init(c.channels, c.depth), tasks.query[0][0], train=True, bn=c.bn)
+        backbone = self._backbone_init(jax.random.fold_in(key, 0))
+        f, _ = self._embed(backbone, self._stats_init(), tasks.query[0][0], train=True)
         head = head_init(jax.random.fold_in(key, 1), c.head, self.features, self.ways)
         return state._replace(step=state.step + 1), {"loss": cross_entropy(head_apply(head, f), tasks.query[1][0])}
 
@@ -384,15 +421,15 @@ class TransferLearner(Learner):
         if self.pretrains:
             backbone, stats = state.params["backbone"], state.stats
         else:
-            backbone = conv4_init(k_backbone, self.image_shape, channels=c.channels, depth=c.depth)
-            stats = bn_stats_init(c.channels, c.depth)
+            backbone = self._backbone_init(k_backbone)
+            stats = self._stats_init()
         head = head_init(k_head, c.head, self.features, self.ways)
         if c.finetune == "head":
-            f, _ = embed(backbone, stats, xs, train=False, bn=c.bn)  # eval mode (or the support's statistics)
+            f, _ = self._embed(backbone, stats, xs, train=False)  # eval mode (or the support's statistics)
             return {"head": self._fit_head(head, f, ys, k_fit), "backbone": backbone, "stats": stats}
 
         def net_loss(p: Params, st: Any, idx: jax.Array) -> tuple[jax.Array, Any]:
-            f, st = embed(p["backbone"], st, xs[idx], train=True, bn=c.bn, im2col=True)
+            f, st = self._embed(p["backbone"], st, xs[idx], train=True, im2col=True)
             return cross_entropy(head_apply(p["head"], f), ys[idx]), st
 
         p, stats = self._fit(net_loss, {"backbone": backbone, "head": head}, stats, xs.shape[0], k_fit)
@@ -423,7 +460,7 @@ class TransferLearner(Learner):
         backbone, stats = state.params["backbone"], state.stats
 
         def features(x: jax.Array) -> jax.Array:
-            return embed(backbone, stats, x, train=False, bn=c.bn, im2col=True)[0]
+            return self._embed(backbone, stats, x, train=False, im2col=True)[0]
 
         fs, fq = jax.lax.map(features, xs), jax.lax.map(features, xq)
 
@@ -436,8 +473,7 @@ class TransferLearner(Learner):
 
     def predict(self, state: TransferState, adapted: dict[str, Any], x: jax.Array) -> jax.Array:
         """Logits float32[Q, ways]: eval-mode features (``bn="running"``) or the query batch's statistics."""
-        c = self.config
-        f, _ = embed(adapted["backbone"], adapted["stats"], x, train=False, bn=c.bn)
+        f, _ = self._embed(adapted["backbone"], adapted["stats"], x, train=False)
         return head_apply(adapted["head"], f)
 
     def eval_curve(self, state: TransferState, task: SupervisedTask, key: PRNGKey) -> jax.Array:
@@ -478,7 +514,11 @@ class PretrainFinetune(Learner):
         """meta_batch: tasks per pre-training step (0: MAML's default for the env).
         lr: Adam learning rate of pre-training. inner_lr, eval_steps: fine-tuning SGD
         (``None``: MAML's defaults for the env). channels, depth, hidden: backbone sizes.
+        backbone: ``None`` (the landed Conv-4 / MLP), a registered name or a ``flax.linen.Module``
+            whose output is the logits / predictions ``[batch, n_out]`` (docs/backbones.md).
         """
+
+        hash_omits_default: ClassVar[frozenset[str]] = frozenset({"backbone"})
 
         meta_batch: int = 0
         lr: float = 1e-3
@@ -487,6 +527,7 @@ class PretrainFinetune(Learner):
         channels: int = 64
         depth: int = 4
         hidden: tuple[int, ...] = (40, 40)
+        backbone: str | FlaxModule | None = None
 
     def __init__(self, env: Any, config: Config, mesh: jax.sharding.Mesh | None = None):
         super().__init__(env, config, mesh)
@@ -499,7 +540,11 @@ class PretrainFinetune(Learner):
         )
         self.kind = env.spec.kind
         c = self.config
-        self.model = model_for(env, channels=c.channels, depth=c.depth, hidden=tuple(c.hidden))
+        self.model: Any = model_for(env, channels=c.channels, depth=c.depth, hidden=tuple(c.hidden))
+        if c.backbone is not None:
+            from metabench.baselines.gradient_learner import gradient_backbone
+
+            self.model = gradient_backbone("pretrain-finetune", env, c)
         self.optimizer = optax.adam(c.lr)
         self.from_scratch = self.kind == "classification"
 

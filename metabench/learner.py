@@ -23,7 +23,9 @@ checkpoints them with ``jax.device_get``.
 from __future__ import annotations
 
 import abc
+import copy
 import dataclasses
+import sys
 import typing
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -58,7 +60,20 @@ class LearnerConfig:
         check_choices(self)  # Literal-typed fields: one of their values, else a did-you-mean error
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The fields as plain values (``dataclasses.asdict``); a ``flax.linen.Module`` value (a
+        ``backbone``) as its description (``backbone_registry.describe_backbone``: class path and fields)."""
+        modules = [f.name for f in dataclasses.fields(self) if _is_flax_module(getattr(self, f.name))]
+        if not modules:
+            return dataclasses.asdict(self)
+        from metabench.baselines.backbone_registry import describe_backbone
+
+        shadow = copy.copy(self)
+        for name in modules:
+            object.__setattr__(shadow, name, None)
+        out = dataclasses.asdict(shadow)
+        for name in modules:
+            out[name] = describe_backbone(getattr(self, name))
+        return out
 
     def hash_dict(self) -> dict[str, Any]:
         """``to_dict()`` without the ``hash_omits_default`` fields that hold their default (what the
@@ -66,6 +81,12 @@ class LearnerConfig:
         defaults = {f.name: f.default for f in dataclasses.fields(self)}
         return {k: v for k, v in self.to_dict().items()
                 if not (k in self.hash_omits_default and v == defaults[k])}
+
+
+def _is_flax_module(value: Any) -> bool:
+    """A ``flax.linen.Module`` instance (flax is never imported here: without it loaded there is none)."""
+    linen = sys.modules.get("flax.linen")
+    return linen is not None and isinstance(value, linen.Module)
 
 
 class Learner(abc.ABC):

@@ -112,8 +112,11 @@ def test_committed_leaderboard_config_hashes_recompute_identically() -> None:
     checked = 0
     for path in RESULTS:
         record = json.loads(path.read_text())
-        fields = {f.name for f in dataclasses.fields(learner_class(record["learner"]["id"]).Config)}
-        if set(record["learner"]["config"]) != fields:
+        cls = learner_class(record["learner"]["id"])
+        fields = {f.name for f in dataclasses.fields(cls.Config)}
+        recorded = set(record["learner"]["config"])
+        # fields added later and hashed only off their default (``backbone``) may be missing from the record
+        if recorded - fields or not (fields - recorded) <= {"backbone"}:
             continue
         assert _recomputed(record) == record["config_hash"], path.name
         assert path.name.split("__")[2] == record["config_hash"][:8]

@@ -129,7 +129,9 @@ class ESLearner(Learner):
     def __init__(self, env: Any, config: LearnerConfig, mesh: Mesh | None = None):
         super().__init__(env, config, mesh=mesh)  # refuses env kinds outside ``kinds`` first
         inner_fields = {f.name for f in dataclasses.fields(self.inner_class.Config)}
-        inner_config = self.inner_class.Config(**{k: v for k, v in config.to_dict().items() if k in inner_fields})
+        # the field values themselves (not to_dict(): a flax module backbone must reach the inner learner as a module)
+        inner_config = self.inner_class.Config(**{f.name: getattr(config, f.name) for f in dataclasses.fields(config)
+                                                  if f.name in inner_fields})
         self.inner: Any = self.inner_class(env, inner_config)
         #: evaluation delegates to the inner learner, so its evaluation mode carries over (ES-MAML)
         self.eval_per_task = bool(getattr(self.inner, "eval_per_task", False))
