@@ -157,6 +157,14 @@ def load(path: str | os.PathLike[str], *, strict: bool = True, key: jax.Array | 
     if recorded.data_hash is not None and env.spec.data_hash != recorded.data_hash:
         _mismatch(strict, f"{env.spec.id}: the data here has hash {env.spec.data_hash}, the run was trained on "
                           f"{recorded.data_hash}")
+    backbone = dict(info["overrides"]).get("backbone")
+    if isinstance(backbone, dict) and "module" in backbone:
+        raise LoadError(
+            f"{info['learner']}: the run's backbone was a flax module instance ({backbone['module']} with fields "
+            f"{backbone.get('fields')}), which a record cannot rebuild. Build the learner with "
+            "make_learner(id, env, backbone=<that module>) and read the checkpoint with "
+            "metabench.harness.load_checkpoint, or run with an entry point backbone='pkg.mod:attr' (loadable)"
+        )
     learner = make_learner(info["learner"], env, **dict(info["overrides"]))
     config = json.loads(json.dumps(learner.config.to_dict(), default=str))
     if info["config"] is not None and config != _with_later_defaults(info["config"], learner.config):

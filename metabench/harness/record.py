@@ -17,8 +17,19 @@ READABLE_SCHEMA_VERSIONS = ("1.0", "1.1")
 
 
 def jsonable(obj: Any) -> Any:
-    """``obj`` as plain JSON types (tuples -> lists, callables and paths -> str)."""
-    return json.loads(json.dumps(obj, default=str))
+    """``obj`` as plain JSON types (tuples -> lists, callables and paths -> str; a flax module, a
+    learner's ``backbone``, as ``backbone_registry.describe_backbone``'s class path and fields)."""
+    return json.loads(json.dumps(obj, default=_plain))
+
+
+def _plain(obj: Any) -> Any:
+    from metabench.learner import _is_flax_module
+
+    if _is_flax_module(obj):
+        from metabench.baselines.backbone_registry import describe_backbone
+
+        return describe_backbone(obj)
+    return str(obj)
 
 
 def build_record(

@@ -27,6 +27,7 @@ from metabench.baselines.flax_backbones import (
 from metabench.errors import ConfigError, UnknownIdError
 from metabench.harness import config_hash, run
 from metabench.learner import learner_help
+from metabench.loading import LoadError
 
 leaves = jax.tree_util.tree_leaves
 REAL = os.environ.get("METABENCH_DATA")
@@ -220,8 +221,12 @@ def test_user_module_trains_on_omniglot_lite(learner, overrides, tmp_path):
                  log_every=1, callback=lambda step, state, metrics: losses.append(float(metrics["loss"])))
     assert len(losses) == 4 and all(np.isfinite(losses))
     assert 0.0 <= result.metric["mean"] <= 1.0, result.metric
-    record = json.loads(next((tmp_path / "results").glob("*.json")).read_text())
+    path = next((tmp_path / "results").glob("*.json"))
+    record = json.loads(path.read_text())
     assert record["learner"]["config"]["backbone"]["module"].endswith(":TinyNet")
+    assert record["learner"]["overrides"]["backbone"] == record["learner"]["config"]["backbone"]
+    with pytest.raises(LoadError, match="flax module instance"):
+        metabench.load(path)
 
 
 SUPERVISED = ["protonet", "protonet-cosine", "maml", "maml-fo", "meta-lstm", "turtle-fo", "dmaml", "es-protonet",
