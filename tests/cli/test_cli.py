@@ -33,7 +33,7 @@ def test_list(capsys: pytest.CaptureFixture[str]) -> None:
         (["--env", "sinusoid-5", "--learner", "maml"], "Did you mean: 'sinusoid-5s'"),
         (["--env", "sinusoid-5s", "--learner", "mamll"], "Did you mean: 'maml'"),
         (["--env", "sinusoid-5s", "--learner", "protonet"], "does not support regression envs"),
-        (["--env", "sinusoid-5s", "--learner", "maml", "--set", "inner_lrr=1"], "Keys: channels, depth"),
+        (["--env", "sinusoid-5s", "--learner", "maml", "--set", "inner_lrr=1"], "Keys: backbone, channels, depth"),
         (["--env", "sinusoid-5s", "--learner", "maml", "--set", "inner_lr"], "--set expects key=value"),
         (["--env", "sinusoid-5s", "--learner", "maml", "--env-set", "shotz=3"], "Options of this env"),
         (["--env", "sinusoid-5s", "--learner", "maml", "--steps", "0"], "steps must be an integer >= 1"),
