@@ -114,6 +114,18 @@ def test_protonet_smoke_through_the_cli(capsys: pytest.CaptureFixture[str], scra
     assert rec["learner"]["id"] == "protonet" and rec["learner"]["config"]["channels"] == 8
 
 
+def test_backbone_name_through_the_cli(capsys: pytest.CaptureFixture[str], scratch_envs: dict[str, str],
+                                      tmp_path: Path) -> None:
+    """``--set backbone=NAME`` builds the registered flax network; the record names it (docs/backbones.md)."""
+    code, out, err = cli(capsys, "run", "--env", scratch_envs["classification"], "--learner", "protonet",
+                         "--steps", "2", "--val-every", "0", "--eval-batch", "20", "--set", "backbone=conv4-stride",
+                         "--set", "channels=4", "--set", "depth=2", "--out", str(tmp_path), "--no-progress")
+    assert code == 0, err
+    (path,) = (tmp_path / "results").glob("*.json")
+    rec = json.loads(path.read_text())
+    assert rec["learner"]["config"]["backbone"] == "conv4-stride" and 0.0 <= rec["metrics"][0]["mean"] <= 1.0
+
+
 def test_data_status(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, out, _ = cli(capsys, "data", "status", "--root", str(tmp_path))
     assert code == 0 and "omniglot" in out and "missing" in out
