@@ -1,20 +1,25 @@
 """Transfer baselines: pre-training throughput with the non-episodic sampler, and batched fine-tuning eval.
 
-1. Pre-training images/s of ``baseline`` (Conv-4 + linear head, Adam, batch ``--batch``) with the
-   harness's fused step (``train_batches`` sampler + ``meta_train_step`` in one jit, the data
-   passed as an argument) against a plain reference in the same process: the same jitted step
-   on batches gathered beforehand (device arrays, cycled). Overhead = 1 - reference time /
-   fused time (target < 10 %). On omniglot-lite 28x28x1 (rotation classes) and on a synthetic
-   84x84x3 pool of miniImageNet's shape (64 classes x 60 images), the latter also with Chen
-   et al.'s augmentation (which is work, not sampler overhead; reported separately).
+1. Pre-training images/s of ``baseline`` (Conv-4 + linear head, Adam, batch ``--batch``; 16 is
+   the learner's default, Chen et al.'s) with the harness's fused step (``train_batches``
+   sampler + ``meta_train_step`` in one jit, the data passed as an argument) against a plain
+   reference in the same process: the same jitted step on batches gathered beforehand (device
+   arrays, cycled). The two alternate in ``--rounds`` rounds (the machine is shared: a load
+   burst hits both); overhead = 1 - reference time / fused time (target < 10 %), from the
+   fastest round of each (the least disturbed) and from the medians. Also the sampler alone
+   (its own jit, ms per batch). On omniglot-lite 28x28x1 (rotation classes) and on a
+   synthetic 84x84x3 pool of miniImageNet's shape (64 classes x 60 images), the latter also
+   with Chen et al.'s augmentation (which is work, not sampler overhead; reported separately).
 2. Evaluation of ``--tasks`` frozen omniglot-lite-5w1s test tasks (Chen et al.'s 100 epochs of
-   head fine-tuning each) by the harness's ``Evaluator`` (the learner's ``batched_eval_curves``,
-   batches of 50) against a per-task loop of the jitted ``eval_curve``, same state and keys;
-   the accuracies must agree.
+   head fine-tuning each) by the harness's ``Evaluator`` (batches of 50: features embedded
+   once per example, ``shares_example_features``; and, for reference, the learner's
+   ``batched_eval_curves`` on each task's images) against a per-task loop of the jitted
+   ``eval_curve``, same state and keys; the accuracies must agree. All three after a warm-up
+   (compilation excluded).
 
 Writes ``benchmarks/results/bench_transfer.json`` (with the load average: the machine is shared).
 
-    python benchmarks/bench_transfer.py [--steps 200] [--tasks 600]
+    python benchmarks/bench_transfer.py [--steps 200] [--rounds 10] [--tasks 600]
 """
 
 from __future__ import annotations
@@ -29,18 +34,25 @@ import jax
 import numpy as np
 
 
-def _time(fn: Any, n: int) -> float:
-    """Seconds per call of ``fn(i)`` over ``n`` calls (after one warm-up call), blocking on the result."""
-    jax.block_until_ready(fn(0))
-    t = time.perf_counter()
-    out = None
-    for i in range(1, n + 1):
-        out = fn(i)
-    jax.block_until_ready(out)
-    return (time.perf_counter() - t) / n
+def _rounds(fns: dict[str, Any], steps: int, rounds: int) -> dict[str, list[float]]:
+    """Seconds per call of each ``fn(i)``, in ``rounds`` alternating rounds of ``steps // rounds`` calls
+    (after one warm-up call each), blocking on the result of each round."""
+    for fn in fns.values():
+        jax.block_until_ready(fn(0))
+    per = max(1, steps // rounds)
+    out: dict[str, list[float]] = {k: [] for k in fns}
+    for r in range(rounds):
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            res = None
+            for i in range(r * per + 1, (r + 1) * per + 1):
+                res = fn(i)
+            jax.block_until_ready(res)
+            out[k].append((time.perf_counter() - t) / per)
+    return out
 
 
-def pretrain_throughput(env: Any, steps: int, batch: int, augment: bool = False) -> dict[str, Any]:
+def pretrain_throughput(env: Any, steps: int, batch: int, rounds: int, augment: bool = False) -> dict[str, Any]:
     import metabench
 
     learner = metabench.make_learner("baseline", env, batch_size=batch, augment=augment)
@@ -50,7 +62,8 @@ def pretrain_throughput(env: Any, steps: int, batch: int, augment: bool = False)
 
     fused = jax.jit(lambda s, d, t: learner.meta_train_step(s, sample(d, key, t), jax.random.key(2)))
     plain = jax.jit(lambda s, b: learner.meta_train_step(s, b, jax.random.key(2)))
-    pre = [jax.jit(sample)(data, key, np.int32(i)) for i in range(16)]  # gathered beforehand
+    alone = jax.jit(sample)
+    pre = [alone(data, key, np.int32(i)) for i in range(16)]  # gathered beforehand
     jax.block_until_ready(pre)
     st = {"f": state0, "p": state0}
 
@@ -62,11 +75,18 @@ def pretrain_throughput(env: Any, steps: int, batch: int, augment: bool = False)
         st["p"], m = plain(st["p"], pre[i % 16])
         return m["loss"]
 
-    t_fused = _time(run_fused, steps)
-    t_plain = _time(run_plain, steps)
+    t = _rounds({"fused": run_fused, "plain": run_plain, "sampler": lambda i: alone(data, key, np.int32(i)).x},
+                steps, rounds)
+    best = {k: min(v) for k, v in t.items()}
+    med = {k: float(np.median(v)) for k, v in t.items()}
     return {"env": env.spec.id, "image_shape": list(env.image_shape), "batch": batch, "augment": augment,
-            "steps": steps, "fused_images_per_s": batch / t_fused, "pregathered_images_per_s": batch / t_plain,
-            "sampler_overhead": 1.0 - t_plain / t_fused}
+            "steps": steps, "rounds": rounds,
+            "fused_images_per_s": batch / best["fused"], "pregathered_images_per_s": batch / best["plain"],
+            "sampler_overhead": 1.0 - best["plain"] / best["fused"],
+            "fused_images_per_s_median": batch / med["fused"], "pregathered_images_per_s_median": batch / med["plain"],
+            "sampler_overhead_median": 1.0 - med["plain"] / med["fused"],
+            "sampler_alone_ms": 1e3 * best["sampler"], "sampler_alone_ms_median": 1e3 * med["sampler"],
+            "loadavg": os.getloadavg()}
 
 
 def rgb_env() -> Any:
@@ -93,11 +113,21 @@ def eval_speed(n_tasks: int) -> dict[str, Any]:
     env = metabench.make(metabench.spec("omniglot-lite-5w1s").replace(eval_tasks=n_tasks))
     learner = metabench.make_learner("baseline", env)
     state = learner.init(jax.random.key(0))
+    sample, data = learner.train_batches(env)
+    step = jax.jit(learner.meta_train_step)
+    for t in range(50):  # running batch-norm statistics off their init (features as after pre-training)
+        state, _ = step(state, sample(data, jax.random.key(5), np.int32(t)), jax.random.key(1))
     ev = Evaluator(learner, env, 50)
+    assert ev._shared
     ev.curves(state, "test", 50)  # compile
     t = time.perf_counter()
     batched = ev.curves(state, "test")
     t_batched = time.perf_counter() - t
+    ev._shared = False  # the learner's batched_eval_curves on each task's images
+    ev.curves(state, "test", 50)
+    t = time.perf_counter()
+    per_image = ev.curves(state, "test")
+    t_images = time.perf_counter() - t
     keys = jax.random.split(eval_key(env, "test"), n_tasks)
     one = jax.jit(learner.eval_curve)
     tasks = env.eval_tasks("test")
@@ -108,14 +138,17 @@ def eval_speed(n_tasks: int) -> dict[str, Any]:
     t_loop = time.perf_counter() - t
     return {"env": env.spec.id, "tasks": n_tasks, "ft_epochs": learner.config.ft_epochs, "batched_s": t_batched,
             "per_task_loop_s": t_loop, "speedup": t_loop / t_batched,
+            "batched_task_images_s": t_images, "batched_task_images_speedup": t_loop / t_images,
             "max_abs_accuracy_difference": float(np.abs(batched - loop).max()),
-            "mean_accuracy": float(batched.mean())}
+            "max_abs_accuracy_difference_task_images": float(np.abs(per_image - loop).max()),
+            "mean_accuracy": float(batched.mean()), "loadavg": os.getloadavg()}
 
 
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--rounds", type=int, default=10)
     p.add_argument("--tasks", type=int, default=600)
     p.add_argument("--out", default="benchmarks/results/bench_transfer.json")
     args = p.parse_args()
@@ -126,15 +159,18 @@ def main() -> None:
     load0 = os.getloadavg()
     omni = metabench.make("omniglot-lite-5w1s")
     rgb = rgb_env()
-    rows = [pretrain_throughput(omni, args.steps, args.batch), pretrain_throughput(rgb, args.steps // 8, args.batch),
-            pretrain_throughput(rgb, args.steps // 8, args.batch, augment=True)]
+    rows = [pretrain_throughput(omni, args.steps, args.batch, args.rounds),
+            pretrain_throughput(rgb, args.steps // 8, args.batch, max(2, args.rounds // 2)),
+            pretrain_throughput(rgb, args.steps // 8, args.batch, max(2, args.rounds // 2), augment=True)]
     for r in rows:
         print(f"pretrain {r['env']} aug={r['augment']}: fused {r['fused_images_per_s']:.0f} img/s, "
-              f"pre-gathered {r['pregathered_images_per_s']:.0f} img/s, overhead {100 * r['sampler_overhead']:.1f} %")
+              f"pre-gathered {r['pregathered_images_per_s']:.0f} img/s, overhead {100 * r['sampler_overhead']:.1f} % "
+              f"(medians {100 * r['sampler_overhead_median']:.1f} %), sampler alone {r['sampler_alone_ms']:.2f} ms")
     ev = eval_speed(args.tasks)
     print(f"eval {ev['tasks']} tasks: batched {ev['batched_s']:.1f} s, loop {ev['per_task_loop_s']:.1f} s, "
-          f"x{ev['speedup']:.1f}, max |diff| {ev['max_abs_accuracy_difference']}")
-    out = {"pretrain": rows, "eval": ev, "loadavg_start": load0, "loadavg_end": os.getloadavg(),
+          f"x{ev['speedup']:.1f}, max |diff| {ev['max_abs_accuracy_difference']}; on task images "
+          f"{ev['batched_task_images_s']:.1f} s, x{ev['batched_task_images_speedup']:.1f}")
+    out = {"pretrain": rows, "eval": ev, "args": vars(args), "loadavg_start": load0, "loadavg_end": os.getloadavg(),
            "cpus": os.cpu_count(), "backend": jax.default_backend(), "code": provenance.code_version(),
            "versions": provenance.package_versions()}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
