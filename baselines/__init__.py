@@ -5,7 +5,7 @@ from __future__ import annotations
 if __name__ != "metabench.baselines":  # pragma: no cover
     raise ImportError("import this package as metabench.baselines, not as a top-level 'baselines'")
 
-from metabench.learner import register_learner  # noqa: E402
+from metabench.learner import learner_registry, register_learner  # noqa: E402
 
 # -- ProtoNet, MAML, pretrain/fine-tune (baselines/protonet.py, maml.py, transfer.py) --------
 register_learner(
@@ -120,6 +120,7 @@ register_learner(
     "Chen et al. 2019 Baseline++: as baseline with the cosine head distLinear (learnable class-wise norm, scale 2/10)",
     defaults={"head": "cosine"},
 )
+learner_registry.spell("baseline++", "baseline-pp")  # Chen et al.'s name; '+' is not valid in an id
 register_learner(
     "train-from-scratch",
     _TRANSFER,

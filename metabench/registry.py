@@ -52,6 +52,12 @@ class Table(Generic[S], Mapping[str, S]):
         self._what = what
         self._hint = list_hint
         self._specs: MutableMapping[str, S] = {}
+        self._spellings: dict[str, str] = {}
+
+    def spell(self, spelling: str, key: str) -> None:
+        """Let ``resolve`` accept ``spelling``, a name as the literature writes it that is not a
+        valid id (e.g. ``"baseline++"``), for the registered ``key``."""
+        self._spellings[spelling] = key
 
     def __getitem__(self, key: str) -> S:
         return self._specs[key]
@@ -74,6 +80,8 @@ class Table(Generic[S], Mapping[str, S]):
 
     def resolve(self, query: str) -> str:
         """Return the registered key for ``query`` (newest version when none is given)."""
+        if query in self._spellings:
+            return self.resolve(self._spellings[query])
         module, name, version = parse_id(query)
         if module is not None:
             importlib.import_module(module)

@@ -126,3 +126,13 @@ def test_pprint_registry_lists_every_id() -> None:
     text = buf.getvalue()
     for env_id in EXPECTED_IDS:
         assert f"{env_id}-v0" in text
+
+
+def test_a_published_spelling_that_is_not_an_id_resolves_to_its_learner() -> None:
+    """Chen et al. write Baseline++; '+' is not valid in an id, so the id is baseline-pp and
+    the registry accepts the paper's spelling for it."""
+    from metabench.learner import learner_spec
+
+    assert learner_spec("baseline++").id == learner_spec("baseline-pp").id
+    with pytest.raises(RegistrationError, match="malformed id"):
+        learner_spec("baseline+++")
