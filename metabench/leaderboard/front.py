@@ -29,6 +29,8 @@ experiments page. Learners are in the order of the learner table, not by score.
   *highest mean, untested*: the top row when no other row could be tested against it.
   `metabench compare` runs the paired comparison for any two results.
 - *adaptation*: the mean curve over seeds per adaptation step, first → last.
+- Under a table, *best single result in any configuration* names an experiments result that beats every
+  canonical row (often a longer or tuned run); the marks compare canonical rows only.
 - *published*: stored references (`metabench/leaderboard/published.py`) with their source; a reference of a
   larger task of the same family says which.
 """

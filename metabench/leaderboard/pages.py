@@ -37,8 +37,34 @@ def _meta(rows: Sequence[Row], summary: Sequence[LearnerRow]) -> dict[str, Any]:
             "step": steps.pop() if len(steps) == 1 else None}  # the headline's step where every row shares it
 
 
-def _notes(env_id: str, rows: Sequence[Row], summary: Sequence[LearnerRow], problems: Mapping[str, str]) -> list[str]:
+def best_elsewhere(rows: Sequence[Row], summary: Sequence[LearnerRow], eval_hash: str) -> dict[str, Any] | None:
+    """The best single result on ``eval_hash`` when it is not a canonical run and beats every
+    canonical row's mean (or there is none): the page says so, so a reduced-budget canonical
+    row marked best is not read as the best anyone got on the env."""
+    pool = [r for _, r in rows if r["env"]["eval_hash"] == eval_hash]
+    if not pool:
+        return None
+    higher = bool(pool[0]["metrics"][0]["higher_is_better"])
+    sign = 1.0 if higher else -1.0
+    top = max(pool, key=lambda r: sign * float(r["metrics"][0]["mean"]))
+    canon = [s for s in summary if s.records]
+    if any(top is r for s in canon for r in s.records):
+        return None
+    if canon and sign * float(top["metrics"][0]["mean"]) <= max(sign * float(s.means.mean()) for s in canon):
+        return None
+    return top
+
+
+def _notes(env_id: str, rows: Sequence[Row], summary: Sequence[LearnerRow], problems: Mapping[str, str],
+           meta: Mapping[str, Any] | None = None, link: str = "") -> list[str]:
     notes = []
+    top = best_elsewhere(rows, summary, meta["eval_hash"]) if meta else None
+    if top is not None and meta is not None:
+        lid = top["learner"]["id"]
+        notes.append(f"Best single result in any configuration: `{lid}` "
+                     f"{fmt.value(meta['metric'], float(top['metrics'][0]['mean']))} (seed {top['seed']}, config "
+                     f"`{top['config_hash'][:8]}`; [experiments]({link}#{lid})), not a canonical run, so not in "
+                     "the rows above.")
     hashes = {r["env"]["eval_hash"] for _, r in rows}
     if len(hashes) > 1:
         notes.append(f"Results of this env were evaluated on {len(hashes)} different eval sets (eval hashes); "
@@ -73,7 +99,8 @@ def render_pages(results: Sequence[Row], directory: str | os.PathLike[str],
         summary = summarize_env(env_id, rows, canonical, learners)
         page = directory / EXPERIMENTS_DIR / f"{env_id}.md"
         link = f"{EXPERIMENTS_DIR}/{env_id}.md"
-        lines += env_section(env_id, _meta(rows, summary), summary, link, _notes(env_id, rows, summary, problems))
+        meta = _meta(rows, summary)
+        lines += env_section(env_id, meta, summary, link, _notes(env_id, rows, summary, problems, meta, link))
         pngs = [os.path.relpath(directory / p, page.parent).replace(os.sep, "/") for p in (plots or {}).get(env_id, [])]
         pages[page] = render_experiments(env_id, rows, canonical, learners, page, f"../README.md#{fmt.slug(env_id)}", pngs)
     missing = [e for e in plan_envs if e not in groups]

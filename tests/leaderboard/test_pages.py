@@ -82,6 +82,24 @@ def test_one_row_per_learner_with_ties_and_not_run(board: Any, records: Any, ext
     assert f"[all 7 results, by configuration](experiments/{cls_env}.md)" in sec
 
 
+def test_a_better_experiment_than_every_canonical_row_is_named(board: Any, records: Any, pertask: Any,
+                                                               extra: Any) -> None:
+    """The rows are canonical runs; a non-canonical result that beats them all is named under the
+    table (a reduced-budget row marked best is not the best anyone got), and only then."""
+    directory, canonical = board
+    cls = records["classification"]
+    env_id = cls["env"]["id"]
+    text = regenerate(directory, plots=False, canonical=canonical, plan_envs=()).read_text()
+    assert "Best single result in any configuration" not in _section(text, env_id)  # canonical is best
+    n = cls["metrics"][0]["n_tasks"]
+    better = pertask(cls, np.ones(n), learner="tiny-centroid-c", seed=4, config_hash="ef" * 32)
+    write_result(better, directory / "results")
+    sec = _section(regenerate(directory, plots=False, canonical=canonical, plan_envs=()).read_text(), env_id)
+    assert ("Best single result in any configuration: `tiny-centroid-c` 100.00 % (seed 4, config `efefefef`; "
+            f"[experiments](experiments/{env_id}.md#tiny-centroid-c))") in sec
+    assert "**best**" in _row(sec, "tiny-centroid")  # the marks stay among canonical rows
+
+
 def test_learner_table_order_not_score(board: Any, records: Any, extra: Any) -> None:
     """Rows follow the order the learners are registered in even when a later one scores best."""
     directory, canonical = board
