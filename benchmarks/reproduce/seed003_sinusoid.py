@@ -52,11 +52,14 @@ def configurations(figure: str, args: argparse.Namespace) -> list[tuple[str, str
 
 
 def run_all(configs: list[tuple[str, str, dict[str, Any]]], args: argparse.Namespace) -> dict[str, list[dict]]:
+    """Run every configuration and seed (resumable); returns ``label -> [{seed, message}]`` of
+    the runs whose training loss became non-finite (the harness stops them: no result file)."""
     import metabench
     from metabench.harness import run
+    from metabench.harness.train import NonFiniteLossError
 
     env = metabench.make(args.env)
-    out: dict[str, list[dict]] = {}
+    diverged: dict[str, list[dict]] = {}
     for label, lid, overrides in configs:
         learner = metabench.make_learner(lid, env, **overrides)
         mb = learner.config.meta_batch
@@ -66,11 +69,14 @@ def run_all(configs: list[tuple[str, str, dict[str, Any]]], args: argparse.Names
             if args.plot_only:
                 continue
             print(f"== {label} seed {seed}: {steps} steps x {mb} tasks", flush=True)
-            res = run(env, lid, steps=steps, seed=seed, out_dir=args.out, val_every=val_every, val_tasks=args.val_tasks,
-                      checkpoint_every=max(1, steps // 4), resume=True, overrides=overrides,
-                      progress=not args.no_progress)
-            out.setdefault(label, []).append(res.record)
-    return out
+            try:
+                run(env, lid, steps=steps, seed=seed, out_dir=args.out, val_every=val_every, val_tasks=args.val_tasks,
+                    checkpoint_every=max(1, steps // 4), resume=True, overrides=overrides,
+                    progress=not args.no_progress)
+            except NonFiniteLossError as e:  # seed 003 §3.5.1: TURTLE's stability falls as T grows
+                print(f"   diverged: {e}", flush=True)
+                diverged.setdefault(label, []).append({"seed": seed, "message": str(e)})
+    return diverged
 
 
 def collect(configs: list[tuple[str, str, dict[str, Any]]], args: argparse.Namespace) -> dict[str, list[dict]]:
@@ -114,12 +120,22 @@ def plot(table: dict[str, Any], path: Path, title: str) -> None:
 
     labels = list(table)
     fig, ax = plt.subplots(figsize=(1.2 * len(labels) + 2, 3.6))
-    med = [table[k]["median"] for k in labels]
-    err = np.array([[table[k]["median"] - table[k]["ci95"][0], table[k]["ci95"][1] - table[k]["median"]] for k in labels]).T
+    nan = float("nan")
+    med = [table[k]["median"] if table[k]["runs"] else nan for k in labels]
+    err = np.array([[table[k]["median"] - table[k]["ci95"][0], table[k]["ci95"][1] - table[k]["median"]]
+                    if table[k]["runs"] else [0.0, 0.0] for k in labels]).T
     ax.bar(range(len(labels)), med, color="#9ecae1", yerr=err, capsize=4)
     for i, k in enumerate(labels):
         ax.scatter([i] * len(table[k]["final_mse"]), table[k]["final_mse"], s=10, color="k", zorder=3)
-    ax.set_xticks(range(len(labels)), [f"{k}\n(n={table[k]['runs']})" for k in labels], fontsize=8)
+    for i, k in enumerate(labels):
+        if table[k].get("diverged"):  # x in data, y in axes coordinates: half way up the plot
+            ax.text(i, 0.5, f"{len(table[k]['diverged'])} diverged\n(NaN loss)", ha="center", va="center",
+                    fontsize=7, color="r", transform=ax.get_xaxis_transform())
+    ax.set_xticks(range(len(labels)), [f"{k}\n(n={table[k]['runs']})" for k in labels], fontsize=8,
+                  rotation=45 if len(labels) > 8 else 0, ha="right" if len(labels) > 8 else "center")
+    finite = [v for k in labels for v in table[k]["final_mse"]]
+    if finite and max(finite) / max(min(finite), 1e-12) > 20:
+        ax.set_yscale("log")
     ax.set_ylabel("meta-test MSE (600 tasks)")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
@@ -146,17 +162,37 @@ def main() -> None:
     args = ap.parse_args()
     tag = args.figure.replace(".", "")
     configs = configurations(args.figure, args)
-    run_all(configs, args)
-    table = summarise(collect(configs, args))
+    diverged = run_all(configs, args)
+    summary = Path(args.summary or f"benchmarks/results/seed003_fig{tag}_sinusoid.json")
+    if summary.exists():  # diverged runs leave no result file: keep what earlier invocations saw
+        old = json.loads(summary.read_text()).get("rows", {})
+        for label, row in old.items():
+            for d in row.get("diverged", []):
+                if d["seed"] in seeds_of(args.seeds) and all(x["seed"] != d["seed"] for x in diverged.get(label, [])):
+                    diverged.setdefault(label, []).append(d)
+    found = collect(configs, args)
+    table = summarise(found)
+    for label, _, _ in configs:  # configuration order; a label with only diverged runs still gets a row
+        if label in diverged:
+            done = {r["seed"] for r in found.get(label, [])}
+            table.setdefault(label, {"runs": 0, "seeds": [], "median": None, "ci95": [None, None], "final_mse": []})
+            table[label]["diverged"] = sorted((d for d in diverged[label] if d["seed"] not in done),
+                                              key=lambda d: d["seed"])
+    table = {label: table[label] for label, _, _ in configs if label in table}
     for label, row in table.items():
+        if not row["runs"]:
+            print(f"{label:<24} runs 0  diverged {len(row.get('diverged', []))}")
+            continue
         print(f"{label:<24} runs {row['runs']}  median MSE {row['median']:.4f}  95% CI [{row['ci95'][0]:.4f}, "
-              f"{row['ci95'][1]:.4f}]")
+              f"{row['ci95'][1]:.4f}]" + (f"  diverged {len(row['diverged'])}" if row.get("diverged") else ""))
     from metabench.atomic import atomic_write_json
 
-    summary = Path(args.summary or f"benchmarks/results/seed003_fig{tag}_sinusoid.json")
     atomic_write_json(summary, {"figure": args.figure, "env": args.env, "tasks_per_run": args.tasks,
                                 "val_every_tasks": args.val_every_tasks, "val_tasks": args.val_tasks,
-                                "ci": "order-statistic CI of the median over runs, coverage >= 95 %", "rows": table})
+                                "ci": "order-statistic CI of the median over runs, coverage >= 95 %",
+                                "diverged": "runs whose training loss became non-finite (stopped by the harness, "
+                                            "no result file), per row",
+                                "rows": table})
     plot(table, Path(args.plot or f"leaderboard/plots/seed003_fig{tag}_sinusoid.png"),
          f"seed 003 Fig. {args.figure} on {args.env}: median over runs, 95% CI; {args.tasks} training tasks per run")
 
