@@ -30,6 +30,9 @@ def package_versions() -> dict[str, str | None]:
 def code_version() -> dict[str, Any]:
     """Git revision and dirty flag of the metabench checkout when it is one, else the package version.
 
+    ``git_dirty``: a tracked file other than the outputs (``OUTPUT_PREFIXES``) differs from the
+    revision; ``dirty_files`` names them (at most ``MAX_DIRTY_FILES``).
+
     A copy of a checkout without its ``.git`` (a container, a remote machine) can name its
     revision in ``METABENCH_GIT_REVISION`` (and ``METABENCH_GIT_DIRTY=0|1``); whoever sets them
     vouches for the copy -- ``benchmarks/tree_manifest.py check`` verifies every tracked file
@@ -54,7 +57,32 @@ def code_version() -> dict[str, Any]:
         return fallback
     if not rev:
         return fallback
-    return {**out, "git_revision": rev, "git_dirty": bool(status.strip())}
+    changed = changed_code_files(status)
+    record = {**out, "git_revision": rev, "git_dirty": bool(changed)}
+    if changed:
+        record["dirty_files"] = changed[:MAX_DIRTY_FILES]
+    return record
+
+
+#: Tracked paths that runs and scripts write their outputs to: a change there is a result, not code.
+OUTPUT_PREFIXES = ("leaderboard/", "benchmarks/results/")
+MAX_DIRTY_FILES = 20
+
+
+def changed_code_files(porcelain: str) -> list[str]:
+    """The changed tracked paths of ``git status --porcelain`` output, outputs excluded.
+
+    A result summary a reproduction script rewrote between two of its runs (under
+    ``OUTPUT_PREFIXES``) does not make the next run's code dirty; any other change does.
+    """
+    paths = []
+    for line in porcelain.splitlines():
+        if len(line) < 4:
+            continue
+        path = line[3:].split(" -> ")[-1].strip().strip('"')
+        if not path.startswith(OUTPUT_PREFIXES):
+            paths.append(path)
+    return sorted(paths)
 
 
 def device_info(mesh: Any = None) -> dict[str, Any]:

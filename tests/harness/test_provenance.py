@@ -64,3 +64,13 @@ def test_tree_manifest_accepts_an_exact_copy_and_names_a_changed_file(tmp_path: 
     (repo / "a.py").write_text("x = 2\n")  # uncommitted change: write refuses
     with pytest.raises(SystemExit, match="uncommitted"):
         tm.write(tmp_path / "m2.json", repo)
+
+
+def test_changed_outputs_do_not_make_the_code_dirty() -> None:
+    """A reproduction script rewrites its summary under benchmarks/results/ between runs; that is a
+    result, not a code change. Anything else is named."""
+    status = (" M benchmarks/results/seed003_omniglot.json\n M leaderboard/README.md\n"
+              " M baselines/turtle.py\nR  docs/a.md -> docs/b.md\n")
+    assert provenance.changed_code_files(status) == ["baselines/turtle.py", "docs/b.md"]
+    assert provenance.changed_code_files(" M leaderboard/results/x.json\n") == []
+    assert provenance.changed_code_files("") == []
