@@ -25,6 +25,7 @@ from __future__ import annotations
 import abc
 import copy
 import dataclasses
+import json
 import sys
 import typing
 from collections.abc import Mapping
@@ -78,9 +79,18 @@ class LearnerConfig:
     def hash_dict(self) -> dict[str, Any]:
         """``to_dict()`` without the ``hash_omits_default`` fields that hold their default (what the
         harness hashes)."""
+        return self._omit_defaults(self.to_dict())
+
+    def _omit_defaults(self, values: Mapping[str, Any]) -> dict[str, Any]:
         defaults = {f.name: f.default for f in dataclasses.fields(self)}
-        return {k: v for k, v in self.to_dict().items()
-                if not (k in self.hash_omits_default and v == defaults[k])}
+        return {k: v for k, v in values.items()
+                if not (k in self.hash_omits_default and k in defaults and v == defaults[k])}
+
+    def matches(self, recorded: Mapping[str, Any]) -> bool:
+        """Whether a result's recorded ``learner.config`` is this config: compared as the harness
+        hashes them, so a record written before a ``hash_omits_default`` field existed matches
+        a config that holds that field's default."""
+        return self._omit_defaults(json.loads(json.dumps(self.to_dict()))) == self._omit_defaults(recorded)
 
 
 def _is_flax_module(value: Any) -> bool:

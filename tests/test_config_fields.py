@@ -122,3 +122,17 @@ def test_committed_leaderboard_config_hashes_recompute_identically() -> None:
         assert path.name.split("__")[2] == record["config_hash"][:8]
         checked += 1
     assert checked >= 100, checked  # 113 of the 230 committed results when this test was written
+
+
+def test_a_record_written_before_a_hash_omitted_field_matches_the_default_config() -> None:
+    """``LearnerConfig.matches``: records without ``backbone`` (added later, hash-omitted at its
+    default) are the default config; a different value of any field is not."""
+    import dataclasses
+
+    from metabench.baselines.maml import MAML
+
+    c = MAML.Config()
+    old = {k: v for k, v in json.loads(json.dumps(c.to_dict())).items() if k != "backbone"}
+    assert c.matches(old) and c.matches(json.loads(json.dumps(c.to_dict())))
+    assert not c.matches({**old, "inner_lr": 123.0})
+    assert not dataclasses.replace(c, backbone="conv4").matches(old)

@@ -72,12 +72,11 @@ def collect(args: argparse.Namespace) -> dict[str, dict[str, list[dict]]]:
         wanted = {}
         for lid in args.learners.split(","):
             overrides, steps = BUDGETS[lid]
-            cfg = json.loads(json.dumps(metabench.make_learner(lid, env, **overrides).config.to_dict()))
-            wanted[lid] = (cfg, steps)
+            wanted[lid] = (metabench.make_learner(lid, env, **overrides).config, steps)
         for f in sorted(Path(args.out, "results").glob(f"{env.spec.id}__*.json")):
             r = json.loads(f.read_text())
             lid = r["learner"]["id"]
-            if lid in wanted and r["learner"]["config"] == wanted[lid][0] and r["run"]["steps"] == wanted[lid][1]:
+            if lid in wanted and wanted[lid][0].matches(r["learner"]["config"]) and r["run"]["steps"] == wanted[lid][1]:
                 found.setdefault(env_id, {}).setdefault(lid, []).append(r)
     return found
 

@@ -87,13 +87,13 @@ def collect(configs: list[tuple[str, str, dict[str, Any]]], args: argparse.Names
     wanted = {}
     for label, lid, overrides in configs:
         c = metabench.make_learner(lid, env, **overrides).config
-        wanted[label] = (lid, json.loads(json.dumps(c.to_dict())), max(1, args.tasks // c.meta_batch))
+        wanted[label] = (lid, c, max(1, args.tasks // c.meta_batch))
     found: dict[str, list[dict]] = {}
     seeds = set(seeds_of(args.seeds))
     for f in sorted(Path(args.out, "results").glob(f"{env.spec.id}__*.json")):
         r = json.loads(f.read_text())
         for label, (lid, cfg, steps) in wanted.items():
-            if (r["learner"]["id"] == lid and r["learner"]["config"] == cfg and r["run"]["steps"] == steps
+            if (r["learner"]["id"] == lid and cfg.matches(r["learner"]["config"]) and r["run"]["steps"] == steps
                     and r["seed"] in seeds):
                 found.setdefault(label, []).append(r)
     return found
