@@ -191,20 +191,20 @@ class ClassificationEnv(MetaEnv):
                 k = key if step is None else jax.random.fold_in(key, step)
                 k_idx, k_aug = jax.random.split(k)
                 idx = jax.random.randint(k_idx, (n,), 0, total, dtype=jnp.int32)
-            cls = data["cls"][idx]
-            x = data["images"][data["row"][idx]]  # uint8[n, H, W, C]
-            if rotates:
-                rots = jnp.stack([jnp.rot90(x, r, axes=(1, 2)) for r in range(4)])  # [4, n, H, W, C]
-                x = rots[data["rot"][cls], jnp.arange(n)]
-            x = x.astype(jnp.float32) / 255.0
+            x = _gather_examples(data, idx, rotates)
             if augment:
                 from metabench.augment import augment_batch
 
                 x = augment_batch(k_aug, x)
-            return Examples(x, cls)
+            return Examples(x, data["cls"][idx])
 
+        return sample, self._examples_data(split)
+
+    def _examples_data(self, split: str) -> dict[str, Any]:
+        """The arrays ``_gather_examples`` reads: the image pool, each example's pool row and split
+        class, and each split class's rotation."""
         row, cls = self._example_index(split)
-        return sample, {"images": self._images, "row": row, "cls": cls, "rot": self._tables[split][1]}
+        return {"images": self._images, "row": row, "cls": cls, "rot": self._tables[split][1]}
 
     def sample_examples(
         self, key: PRNGKey, n: int, split: str = "train", *, step: int | None = None, augment: bool = False
@@ -303,19 +303,20 @@ class ClassificationEnv(MetaEnv):
         fn = self._jitted.get(("example_images", split))
         if fn is None:
             rotates = self._rotates[split]
-
-            def images(data: dict[str, Any], idx: jax.Array) -> jax.Array:
-                x = data["images"][data["row"][idx]]
-                if rotates:
-                    rots = jnp.stack([jnp.rot90(x, r, axes=(1, 2)) for r in range(4)])
-                    x = rots[data["rot"][data["cls"][idx]], jnp.arange(x.shape[0])]
-                return x.astype(jnp.float32) / 255.0
-
-            fn = jax.jit(images)
+            fn = jax.jit(lambda data, idx: _gather_examples(data, idx, rotates))
             self._jitted[("example_images", split)] = fn
-        row, cls = self._example_index(split)
-        return fn({"images": self._images, "row": row, "cls": cls, "rot": self._tables[split][1]},
-                  jnp.asarray(ids, jnp.int32))
+        return fn(self._examples_data(split), jnp.asarray(ids, jnp.int32))
+
+
+def _gather_examples(data: dict[str, Any], idx: jax.Array, rotates: bool) -> jax.Array:
+    """Images float32[n, H, W, C] of examples ``idx`` int32[n] (``_examples_data``'s arrays), each
+    rotated by its class's rotation where the split rotates (the rotation classes)."""
+    x = data["images"][data["row"][idx]]  # uint8[n, H, W, C]
+    if rotates:
+        rots = jnp.stack([jnp.rot90(x, r, axes=(1, 2)) for r in range(4)])  # [4, n, H, W, C]
+        x = rots[data["rot"][data["cls"][idx]], jnp.arange(x.shape[0])]
+    return x.astype(jnp.float32) / 255.0
+
 
 def permutation_slice(key: PRNGKey, total: int, start: Any, n: int) -> jax.Array:
     """``jax.random.permutation(key, total)[start : start + n]``, the same values, without the full shuffle.
@@ -331,6 +332,8 @@ def permutation_slice(key: PRNGKey, total: int, start: Any, n: int) -> jax.Array
     ``jax.random.permutation`` instead. Equality is tested (``tests/test_permutation_slice.py``).
     """
     rounds = int(np.ceil(3 * np.log(max(1, total)) / np.log(np.iinfo(np.uint32).max)))
+    if rounds == 0:  # total <= 1
+        return start + jnp.arange(n, dtype=jnp.int32)
     k, bits = key, []
     for _ in range(rounds):  # jax.random.permutation's key schedule (_shuffle: key, subkey = split(key))
         k, sub = jax.random.split(k)
@@ -349,9 +352,8 @@ def permutation_slice(key: PRNGKey, total: int, start: Any, n: int) -> jax.Array
     def full(_: Any) -> jax.Array:
         return jax.lax.dynamic_slice(jax.random.permutation(key, total).astype(jnp.int32), (start,), (n,))
 
-    if rounds == 0:  # total <= 1
-        return start + jnp.arange(n, dtype=jnp.int32)
     return jax.lax.cond(ties, full, traced, None)
+
 
 def device_array(x: np.ndarray) -> jax.Array:
     """``x`` as a JAX array, without copying a read-only memory map where the backend allows it.
