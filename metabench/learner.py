@@ -90,7 +90,7 @@ class LearnerConfig:
         """Whether a result's recorded ``learner.config`` is this config: compared as the harness
         hashes them, so a record written before a ``hash_omits_default`` field existed matches
         a config that holds that field's default."""
-        return self._omit_defaults(json.loads(json.dumps(self.to_dict()))) == self._omit_defaults(recorded)
+        return self._omit_defaults(json.loads(json.dumps(self.to_dict(), default=str))) == self._omit_defaults(recorded)
 
 
 def _is_flax_module(value: Any) -> bool:

@@ -88,15 +88,6 @@ def _read_record(path: Path) -> dict[str, Any]:
     return record
 
 
-def _with_later_defaults(recorded: dict[str, Any], config: Any) -> dict[str, Any]:
-    """``recorded`` plus the fields added after it was written (``hash_omits_default``: e.g. ``backbone``)
-    at their defaults: a result recorded before such a field existed ran what the default runs."""
-    later: frozenset[str] = getattr(config, "hash_omits_default", frozenset())
-    defaults = {f.name: f.default for f in dataclasses.fields(config)
-                if f.name in later and f.name not in recorded and f.default is not dataclasses.MISSING}
-    return {**json.loads(json.dumps(defaults, default=str)), **recorded}
-
-
 def _mismatch(strict: bool, message: str) -> None:
     if strict:
         raise LoadError(message + " (pass strict=False to load it anyway)")
@@ -167,7 +158,7 @@ def load(path: str | os.PathLike[str], *, strict: bool = True, key: jax.Array | 
         )
     learner = make_learner(info["learner"], env, **dict(info["overrides"]))
     config = json.loads(json.dumps(learner.config.to_dict(), default=str))
-    if info["config"] is not None and config != _with_later_defaults(info["config"], learner.config):
+    if info["config"] is not None and not learner.config.matches(info["config"]):
         diff = sorted(k for k in set(config) | set(info["config"]) if config.get(k) != info["config"].get(k))
         _mismatch(strict, f"{info['learner']}: this metabench builds another config than the run's; differs in "
                           + ", ".join(f"{k} ({info['config'].get(k)!r} recorded, {config.get(k)!r} now)" for k in diff))
