@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -40,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from metabench.errors import ConfigError, RegistrationError, UnknownIdError
+from metabench.learner import is_flax_module
 from metabench.registry import did_you_mean, load_entry_point
 
 #: The annotation of learners' ``backbone`` fields (``str | FlaxModule | None``): any
@@ -144,12 +144,6 @@ register_backbone("resnet12", _resnet12,
 
 
 # -- modules -------------------------------------------------------------------------------------------
-
-
-def is_flax_module(value: Any) -> bool:
-    """Whether ``value`` is a ``flax.linen.Module`` instance (False without importing flax when it was never imported)."""
-    linen = sys.modules.get("flax.linen")
-    return linen is not None and isinstance(value, linen.Module) and not isinstance(value, type)
 
 
 def _module_fields(module: Any) -> dict[str, Any]:

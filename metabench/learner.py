@@ -63,7 +63,7 @@ class LearnerConfig:
     def to_dict(self) -> dict[str, Any]:
         """The fields as plain values (``dataclasses.asdict``); a ``flax.linen.Module`` value (a
         ``backbone``) as its description (``backbone_registry.describe_backbone``: class path and fields)."""
-        modules = [f.name for f in dataclasses.fields(self) if _is_flax_module(getattr(self, f.name))]
+        modules = [f.name for f in dataclasses.fields(self) if is_flax_module(getattr(self, f.name))]
         if not modules:
             return dataclasses.asdict(self)
         from metabench.baselines.backbone_registry import describe_backbone
@@ -93,7 +93,7 @@ class LearnerConfig:
         return self._omit_defaults(json.loads(json.dumps(self.to_dict(), default=str))) == self._omit_defaults(recorded)
 
 
-def _is_flax_module(value: Any) -> bool:
+def is_flax_module(value: Any) -> bool:
     """A ``flax.linen.Module`` instance (flax is never imported here: without it loaded there is none)."""
     linen = sys.modules.get("flax.linen")
     return linen is not None and isinstance(value, linen.Module)

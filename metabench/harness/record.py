@@ -23,9 +23,9 @@ def jsonable(obj: Any) -> Any:
 
 
 def _plain(obj: Any) -> Any:
-    from metabench.learner import _is_flax_module
+    from metabench.learner import is_flax_module
 
-    if _is_flax_module(obj):
+    if is_flax_module(obj):
         from metabench.baselines.backbone_registry import describe_backbone
 
         return describe_backbone(obj)
