@@ -74,8 +74,26 @@ def groups() -> dict[str, dict[str, dict[str, Any]]]:
         g["sine-scaling"][f"workers x{r}"] = cfg(SINE, workers=r, meta_lr=0.001)
         g["sine-scaling"][f"epochs x{r}"] = cfg(SINE, epochs=r, meta_lr=0.001)
         g["sine-scaling"][f"tasks x{r}"] = cfg(SINE, tasks=10 * r, meta_lr=0.001)
+    # 6.6, Figures 6.22 (two parameters raised together, ratio 16) and 6.23 / 6.24 (the same
+    # with the gradient sum, MAML's eq. 3.3 ``meta_reduce="sum"``, instead of the mean)
+    g["sine-scaling-mixed"] = {"workers x4 epochs x4": cfg(SINE, workers=4, epochs=4, meta_lr=0.001),
+                               "workers x4 tasks x4": cfg(SINE, workers=4, tasks=40, meta_lr=0.001)}
+    g["sine-scaling-sum"] = {label: {**c, "set": {**c["set"], "meta_reduce": "sum"}}
+                             for label, c in {**g["sine-scaling"], **g["sine-scaling-mixed"]}.items()}
+    # 6.3 on Omniglot (Figures 6.5 / 6.6): beta for 1 and 10 workers
+    g["omni-beta"] = {f"w={w} beta={b}": cfg(OMNI, workers=w, meta_lr=b)
+                      for w in (1, 10) for b in (0.001, 0.005, 0.01, 0.1)}
+    # 6.4 on Omniglot with many workers (Figures 6.11 / 6.12: 1, 5, 10, 30, 50)
+    g["omni-workers-many"] = {f"w={w}": cfg(OMNI, workers=w, meta_lr=0.01) for w in (1, 5, 10, 30, 50)}
+    g["sine-workers-many"] = {f"w={w}": cfg(SINE, workers=w, meta_lr=0.01) for w in (1, 5, 10, 30, 50)}
+    # 6.5 gradient steps on Omniglot, as the thesis (Figures 6.15 / 6.16); one step is the default
+    g["omni-steps"] = {f"w={w} steps={s}": cfg(OMNI, workers=w, meta_lr=0.01, **({"inner_steps": s} if s > 1 else {}))
+                       for w in (1, 10) for s in (1, 2, 3)}
     # beyond the thesis: the generators on Nav2d (section 4.3 / 7 left it as future work)
-    g["nav-generators"] = {gen: cfg(NAV, generator=gen) for gen in ("plain", "loss-median", "loss-moving-average")}
+    gens = ("plain", "loss-median", "loss-moving-average")
+    g["nav-generators"] = {gen: cfg(NAV, generator=gen) for gen in gens}
+    for env in ("nav2d-hard", "point-nav"):
+        g[f"nav-generators-{env}"] = {gen: cfg({**NAV, "env": env}, generator=gen) for gen in gens}
     return g
 
 
