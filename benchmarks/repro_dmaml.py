@@ -7,6 +7,7 @@ maps each experiment's configuration to its result files, so a rerun skips what 
 
     python benchmarks/repro_dmaml.py --groups sine-impl sine-beta ...   # or: --groups all
     python benchmarks/repro_dmaml.py --list
+    python benchmarks/repro_dmaml.py --groups omni-beta --labels 'w=1 ' --seeds 0   # a subset
 
 The reductions against the thesis (chosen for a shared 2-core CPU; docs/results.md):
 sinusoid 1,000 runs per configuration (the thesis plots up to ~1,000-1,500), workers
@@ -116,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--groups", nargs="*", default=[])
     ap.add_argument("--seeds", type=int, nargs="*", default=list(SEEDS))
+    ap.add_argument("--labels", default="", help="only the configurations whose label matches this regex")
     ap.add_argument("--force", action="store_true")
     ap.add_argument("--list", action="store_true")
     args = ap.parse_args(argv)
@@ -132,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     env = {**os.environ, "METABENCH_DATA": os.environ.get("METABENCH_DATA", "/work/shared/data")}
     for name in names:
         for label, c in table[name].items():
+            if args.labels and not re.search(args.labels, label):
+                continue
             for seed in args.seeds:
                 k = key_of(c, seed)
                 if k in manifest and not args.force and (ROOT / manifest[k]["result"]).exists():
