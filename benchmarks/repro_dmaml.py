@@ -93,8 +93,14 @@ def groups() -> dict[str, dict[str, dict[str, Any]]]:
     # beyond the thesis: the generators on Nav2d (section 4.3 / 7 left it as future work)
     gens = ("plain", "loss-median", "loss-moving-average")
     g["nav-generators"] = {gen: cfg(NAV, generator=gen) for gen in gens}
+    g["nav-generators"]["weighted g=0.5"] = cfg(NAV, generator="weighted", g=0.5)
     for env in ("nav2d-hard", "point-nav"):
         g[f"nav-generators-{env}"] = {gen: cfg({**NAV, "env": env}, generator=gen) for gen in gens}
+    # every generator of section 4.3 on the supervised families, 5 workers (plain = 6.4's w=5)
+    for name, base in (("sine", SINE), ("omni", OMNI)):
+        g[f"{name}-generators"] = {gen: cfg(base, workers=5, meta_lr=0.01, generator=gen) for gen in gens}
+        g[f"{name}-generators"]["plain"] = g[f"{name}-workers"]["w=5"]
+        g[f"{name}-generators"]["weighted g=0.5"] = cfg(base, workers=5, meta_lr=0.01, generator="weighted", g=0.5)
     return g
 
 

@@ -13,12 +13,15 @@ learners that pre-train a standard classifier (Chen et al. 2019). ``sample_examp
 split)`` draws ``n`` examples i.i.d. uniformly; with ``step=`` it returns batch ``step`` of
 a sequence of epochs (each a fresh permutation of all examples, drawn from ``key`` and the
 epoch index, the last partial batch dropped); ``example_sampler`` gives the same as a pure
-``sample(data, key, step)`` for callers that jit their own step. ``augment=True`` applies
-Chen et al.'s crop / jitter / flip (``metabench.augment``) to RGB images.
+``sample(data, key, step)`` for callers that jit their own step (with ``epochs=True`` an
+``EpochSampler``, which also splits the work at the epoch: the order once per epoch, a slice
+and a gather per step). ``augment=True`` applies Chen et al.'s crop / jitter / flip
+(``metabench.augment``) to RGB images.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, NamedTuple
 
@@ -42,6 +45,43 @@ class Examples(NamedTuple):
 
 #: Salt of the augmentation keys (independent of the example choice).
 _AUG_SALT = 0x61756720  # "aug "
+
+
+@dataclasses.dataclass(frozen=True)
+class EpochSampler:
+    """The epoch sampler of ``example_sampler(epochs=True)``: ``sampler(data, key, step) -> Examples``.
+
+    Batch ``step`` is entries ``(step % steps_per_epoch) * n`` onward of epoch ``step //
+    steps_per_epoch``'s order ``permutation(fold_in(key, epoch))``. Called, it computes only those
+    ``n`` entries (``permutation_slice``); a caller that steps through epochs computes the order
+    once per epoch with ``epoch_order(key, epoch)`` and passes it to ``from_order(data, order, key,
+    step)``, which only slices and gathers: the same batches, bit for bit.
+    """
+
+    n: int
+    total: int
+    steps_per_epoch: int
+    gather: Callable[[Any, jax.Array, PRNGKey], Examples]  # (data, idx int32[n], augmentation key)
+
+    def __call__(self, data: Any, key: PRNGKey, step: Any) -> Examples:
+        step = jnp.asarray(step, jnp.int32)
+        epoch_key = jax.random.fold_in(key, step // self.steps_per_epoch)
+        idx = permutation_slice(epoch_key, self.total, (step % self.steps_per_epoch) * self.n, self.n)
+        return self.gather(data, idx, self._aug_key(key, step))
+
+    def epoch_order(self, key: PRNGKey, epoch: Any) -> jax.Array:
+        """int32[total]: epoch ``epoch``'s order of all examples (pure, jit-able)."""
+        return jax.random.permutation(jax.random.fold_in(key, epoch), self.total).astype(jnp.int32)
+
+    def from_order(self, data: Any, order: jax.Array, key: PRNGKey, step: Any) -> Examples:
+        """``self(data, key, step)`` given ``order = epoch_order(key, step // steps_per_epoch)``."""
+        step = jnp.asarray(step, jnp.int32)
+        idx = jax.lax.dynamic_slice(order, ((step % self.steps_per_epoch) * self.n,), (self.n,))
+        return self.gather(data, idx, self._aug_key(key, step))
+
+    @staticmethod
+    def _aug_key(key: PRNGKey, step: jax.Array) -> PRNGKey:
+        return jax.random.fold_in(jax.random.fold_in(key, _AUG_SALT), step)
 
 
 class ImagePool(NamedTuple):
@@ -170,33 +210,31 @@ class ClassificationEnv(MetaEnv):
     ) -> tuple[Callable[[Any, PRNGKey, Any], Examples], Any]:
         """``(sample, data)``: a pure ``sample(data, key, step) -> Examples`` of ``n`` examples, and its arrays.
 
-        ``epochs=False``: i.i.d. uniform draws from ``fold_in(key, step)``. ``epochs=True``:
-        batch ``step % steps_per_epoch`` of epoch ``step // steps_per_epoch``, whose order is
-        ``permutation(fold_in(key, epoch))``: every example once per epoch. Pass ``data`` as a
-        jit argument (the image pool is not compiled into the program).
+        ``epochs=False``: i.i.d. uniform draws from ``fold_in(key, step)``. ``epochs=True``: an
+        ``EpochSampler``, batch ``step % steps_per_epoch`` of epoch ``step // steps_per_epoch``,
+        whose order is ``permutation(fold_in(key, epoch))``: every example once per epoch. Pass
+        ``data`` as a jit argument (the image pool is not compiled into the program).
         """
         self.check_split(split)
         n = positive_int("batch size n", n, self.spec.id)
         self._check_augment(augment)
         total = self.num_examples(split)
-        per_epoch = self.steps_per_epoch(n, split) if epochs else 0
         rotates = self._rotates[split]
 
-        def sample(data: Any, key: PRNGKey, step: Any) -> Examples:
-            if epochs:
-                step = jnp.asarray(step, jnp.int32)
-                idx = permutation_slice(jax.random.fold_in(key, step // per_epoch), total, (step % per_epoch) * n, n)
-                k_aug = jax.random.fold_in(jax.random.fold_in(key, _AUG_SALT), step)
-            else:
-                k = key if step is None else jax.random.fold_in(key, step)
-                k_idx, k_aug = jax.random.split(k)
-                idx = jax.random.randint(k_idx, (n,), 0, total, dtype=jnp.int32)
+        def gather(data: Any, idx: jax.Array, k_aug: PRNGKey) -> Examples:
             x = _gather_examples(data, idx, rotates)
             if augment:
                 from metabench.augment import augment_batch
 
                 x = augment_batch(k_aug, x)
             return Examples(x, data["cls"][idx])
+
+        if epochs:
+            return EpochSampler(n, total, self.steps_per_epoch(n, split), gather), self._examples_data(split)
+
+        def sample(data: Any, key: PRNGKey, step: Any) -> Examples:
+            k_idx, k_aug = jax.random.split(key if step is None else jax.random.fold_in(key, step))
+            return gather(data, jax.random.randint(k_idx, (n,), 0, total, dtype=jnp.int32), k_aug)
 
         return sample, self._examples_data(split)
 

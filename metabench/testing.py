@@ -150,7 +150,8 @@ def check_examples(env: Any, split: str | None = None, n: int = 8) -> None:
     ``num_classes`` / ``num_examples`` are consistent; batches have the env's image shape
     (float32 in [0, 1]) and int32 global labels in ``0..num_classes - 1``; same key, same
     batch, other keys other batches; the jitted ``example_sampler`` equals
-    ``sample_examples``; in epoch order no example repeats within the first two batches;
+    ``sample_examples``, and its epoch-level path (``from_order`` of ``epoch_order``, where it has
+    one) equals it; in epoch order no example repeats within the first two batches;
     and (for ``ClassificationEnv`` subclasses) an epoch's labels count every class of the
     training split exactly as often as the class has images.
     """
@@ -177,6 +178,11 @@ def check_examples(env: Any, split: str | None = None, n: int = 8) -> None:
         if not _trees_equal(jitted, env.sample_examples(k, n, s, step=1)):
             _fail(env, "examples jit", "jit(example_sampler) differs from sample_examples(step=1)")
         per_epoch = env.steps_per_epoch(n, s)
+        if hasattr(sample, "from_order"):  # the epoch-level path (EpochSampler): the same batches
+            for t in sorted({1, per_epoch}):
+                order = sample.epoch_order(k, t // per_epoch)
+                if not _trees_equal(jax.jit(sample.from_order)(data, order, k, np.int32(t)), jax.jit(sample)(data, k, np.int32(t))):
+                    _fail(env, "examples epoch order", f"from_order(epoch_order(key, epoch)) differs from the sampler at step {t}")
         if per_epoch >= 2:
             first = [task_digest(jax.tree_util.tree_map(lambda v, i=i: v[i], env.sample_examples(k, n, s, step=t)))
                      for t in (0, 1) for i in range(n)]

@@ -255,24 +255,40 @@ def run_config(cfg: RunConfig, *, env: Any = None, mesh: Any = None, callback: C
     # A learner that trains on something other than episodes (transfer learners pre-train on the
     # env's non-episodic view) provides ``train_batches(env) -> (sample(data, key, step), data)``;
     # its batches are a pure function of the run's data key and the step, so a resumed run draws
-    # the same ones. Episodic learners keep the episodic sampler, unchanged.
+    # the same ones. Episodic learners keep the episodic sampler, unchanged. An epoch sampler
+    # (``classification.EpochSampler``) gets its epoch's order computed once per epoch, here, and
+    # the step only slices and gathers (the same batches).
     batches = getattr(learner, "train_batches", None)
     if batches is None:
         sample_train, train_data = train_env.batch_sampler(meta_batch, "train")
     else:
         sample_batch, train_data = batches(train_env)
         data_key = jax.random.fold_in(root, 2)
+    by_epoch = batches is not None and hasattr(sample_batch, "from_order")
 
-    def fused(state: Any, t: jax.Array, data: Any) -> Any:
+    def fused(state: Any, t: jax.Array, data: Any, order: Any) -> Any:
         k_task, k_learn = jax.random.split(jax.random.fold_in(train_key, t))
-        batch = sample_train(data, k_task) if batches is None else sample_batch(data, data_key, t)
+        if batches is None:
+            batch = sample_train(data, k_task)
+        elif by_epoch:
+            batch = sample_batch.from_order(data, order, data_key, t)
+        else:
+            batch = sample_batch(data, data_key, t)
         return learner.meta_train_step(state, batch, k_learn)
 
     # learners that simulate on the host (MuJoCo MAML-RL) set jittable = False and jit inside
     jitted = jax.jit(fused) if getattr(learner, "jittable", True) else fused
+    epoch_order = jax.jit(sample_batch.epoch_order) if by_epoch else None
+    orders: dict[int, Any] = {}  # the current epoch's order
 
     def train_step(state: Any, t: Any) -> Any:
-        return jitted(state, t, train_data)
+        if epoch_order is None:
+            return jitted(state, t, train_data, None)
+        epoch = int(t) // sample_batch.steps_per_epoch
+        if epoch not in orders:
+            orders.clear()
+            orders[epoch] = epoch_order(data_key, np.int32(epoch))
+        return jitted(state, t, train_data, orders[epoch])
     evaluator = Evaluator(learner, env, cfg.eval_batch)
     last_ckpt: dict[str, Any] = {"step": step if resumed_from is not None else None}
     pending: list[tuple[int, jax.Array]] = []
