@@ -1,13 +1,16 @@
 """Transfer baselines: pre-training throughput with the non-episodic sampler, and batched fine-tuning eval.
 
 1. Pre-training images/s of ``baseline`` (Conv-4 + linear head, Adam, batch ``--batch``; 16 is
-   the learner's default, Chen et al.'s) with the harness's fused step (``train_batches``
-   sampler + ``meta_train_step`` in one jit, the data passed as an argument) against a plain
-   reference in the same process: the same jitted step on batches gathered beforehand (device
-   arrays, cycled). The two alternate in ``--rounds`` rounds (the machine is shared: a load
-   burst hits both); overhead = 1 - reference time / fused time (target < 10 %), from the
-   fastest round of each (the least disturbed) and from the medians. Also the sampler alone
-   (its own jit, ms per batch). On omniglot-lite 28x28x1 (rotation classes) and on a
+   the learner's default, Chen et al.'s) with the harness's fused step (the ``train_batches``
+   sampler's ``from_order`` + ``meta_train_step`` in one jit, the data and the epoch's order
+   passed as arguments; the order, ``epoch_order``, once per epoch, its cost amortised over the
+   epoch's steps and added) against a plain reference in the same process: the same jitted
+   step on batches gathered beforehand (device arrays, cycled). They alternate in ``--rounds``
+   rounds (the machine is shared: a load burst hits all) with the per-step sampler (the
+   order's slice recomputed every step, ``permutation_slice``: the path before the epoch
+   hook, same batches); overhead = 1 - reference time / fused time (target < 10 %), from the
+   fastest round of each (the least disturbed) and from the medians. Also the samplers alone
+   and the epoch order (own jits, ms per call). On omniglot-lite 28x28x1 (rotation classes) and on a
    synthetic 84x84x3 pool of miniImageNet's shape (64 classes x 60 images), the latter also
    with Chen et al.'s augmentation (which is work, not sampler overhead; reported separately).
 2. Evaluation of ``--tasks`` frozen omniglot-lite-5w1s test tasks (Chen et al.'s 100 epochs of
@@ -60,32 +63,62 @@ def pretrain_throughput(env: Any, steps: int, batch: int, rounds: int, augment: 
     key = jax.random.key(0)
     state0 = learner.init(jax.random.key(1))
 
-    fused = jax.jit(lambda s, d, t: learner.meta_train_step(s, sample(d, key, t), jax.random.key(2)))
-    plain = jax.jit(lambda s, b: learner.meta_train_step(s, b, jax.random.key(2)))
-    alone = jax.jit(sample)
-    pre = [alone(data, key, np.int32(i)) for i in range(16)]  # gathered beforehand
+    def step(s: Any, b: Any) -> Any:
+        return learner.meta_train_step(s, b, jax.random.key(2))
+
+    # the harness's path: the epoch's order once per epoch, a slice and a gather per step
+    fused = jax.jit(lambda s, d, o, t: step(s, sample.from_order(d, o, key, t)))
+    per_step = jax.jit(lambda s, d, t: step(s, sample(d, key, t)))  # the order's slice recomputed every step
+    plain = jax.jit(step)
+    order_of = jax.jit(sample.epoch_order)
+    alone = jax.jit(sample.from_order)
+    alone_per_step = jax.jit(sample)
+    orders: dict[int, Any] = {}
+
+    def order(i: int) -> Any:
+        e = i // sample.steps_per_epoch
+        if e not in orders:
+            orders.clear()
+            orders[e] = order_of(key, np.int32(e))
+        return orders[e]
+
+    pre = [alone_per_step(data, key, np.int32(i)) for i in range(16)]  # gathered beforehand
     jax.block_until_ready(pre)
-    st = {"f": state0, "p": state0}
+    st = {"f": state0, "s": state0, "p": state0}
 
     def run_fused(i: int) -> Any:
-        st["f"], m = fused(st["f"], data, np.int32(i))
+        st["f"], m = fused(st["f"], data, order(i), np.int32(i))
+        return m["loss"]
+
+    def run_per_step(i: int) -> Any:
+        st["s"], m = per_step(st["s"], data, np.int32(i))
         return m["loss"]
 
     def run_plain(i: int) -> Any:
         st["p"], m = plain(st["p"], pre[i % 16])
         return m["loss"]
 
-    t = _rounds({"fused": run_fused, "plain": run_plain, "sampler": lambda i: alone(data, key, np.int32(i)).x},
-                steps, rounds)
+    t = _rounds({"fused": run_fused, "per_step": run_per_step, "plain": run_plain,
+                 "sampler": lambda i: alone(data, order(i), key, np.int32(i)).x,
+                 "sampler_per_step": lambda i: alone_per_step(data, key, np.int32(i)).x,
+                 "epoch_order": lambda i: order_of(key, np.int32(i))}, steps, rounds)
     best = {k: min(v) for k, v in t.items()}
     med = {k: float(np.median(v)) for k, v in t.items()}
+    per_epoch = sample.steps_per_epoch
+    # the fused rounds stay in one epoch: its order's cost, amortised over the epoch's steps, is added
+    fused_best, fused_med = best["fused"] + best["epoch_order"] / per_epoch, med["fused"] + med["epoch_order"] / per_epoch
     return {"env": env.spec.id, "image_shape": list(env.image_shape), "batch": batch, "augment": augment,
-            "steps": steps, "rounds": rounds,
-            "fused_images_per_s": batch / best["fused"], "pregathered_images_per_s": batch / best["plain"],
-            "sampler_overhead": 1.0 - best["plain"] / best["fused"],
-            "fused_images_per_s_median": batch / med["fused"], "pregathered_images_per_s_median": batch / med["plain"],
-            "sampler_overhead_median": 1.0 - med["plain"] / med["fused"],
+            "steps": steps, "rounds": rounds, "steps_per_epoch": per_epoch,
+            "fused_images_per_s": batch / fused_best, "pregathered_images_per_s": batch / best["plain"],
+            "sampler_overhead": 1.0 - best["plain"] / fused_best,
+            "fused_images_per_s_median": batch / fused_med, "pregathered_images_per_s_median": batch / med["plain"],
+            "sampler_overhead_median": 1.0 - med["plain"] / fused_med,
+            "per_step_sampler_overhead": 1.0 - best["plain"] / best["per_step"],
+            "per_step_sampler_overhead_median": 1.0 - med["plain"] / med["per_step"],
             "sampler_alone_ms": 1e3 * best["sampler"], "sampler_alone_ms_median": 1e3 * med["sampler"],
+            "per_step_sampler_alone_ms": 1e3 * best["sampler_per_step"],
+            "per_step_sampler_alone_ms_median": 1e3 * med["sampler_per_step"],
+            "epoch_order_ms": 1e3 * best["epoch_order"], "epoch_order_ms_median": 1e3 * med["epoch_order"],
             "loadavg": os.getloadavg()}
 
 
@@ -165,7 +198,9 @@ def main() -> None:
     for r in rows:
         print(f"pretrain {r['env']} aug={r['augment']}: fused {r['fused_images_per_s']:.0f} img/s, "
               f"pre-gathered {r['pregathered_images_per_s']:.0f} img/s, overhead {100 * r['sampler_overhead']:.1f} % "
-              f"(medians {100 * r['sampler_overhead_median']:.1f} %), sampler alone {r['sampler_alone_ms']:.2f} ms")
+              f"(medians {100 * r['sampler_overhead_median']:.1f} %; per-step sampler {100 * r['per_step_sampler_overhead']:.1f} "
+              f"/ {100 * r['per_step_sampler_overhead_median']:.1f} %), sampler alone {r['sampler_alone_ms']:.3f} ms "
+              f"(per-step {r['per_step_sampler_alone_ms']:.2f} ms), epoch order {r['epoch_order_ms']:.1f} ms")
     ev = eval_speed(args.tasks)
     print(f"eval {ev['tasks']} tasks: batched {ev['batched_s']:.1f} s, loop {ev['per_task_loop_s']:.1f} s, "
           f"x{ev['speedup']:.1f}, max |diff| {ev['max_abs_accuracy_difference']}; on task images "
