@@ -19,7 +19,10 @@ its ratio to ``base``, plus the loss after the timed steps (same episodes, same 
 variant that changes the numerics shows it. Writes
 ``benchmarks/results/protonet_step_variants.json``::
 
-    python benchmarks/protonet_step_variants.py [--rounds 7] [--iters 10] [--variants base,bn-vjp]
+    python benchmarks/protonet_step_variants.py [--rounds 7] [--iters 10] [--variants base,bn-vjp] [--conv-grads]
+
+``--conv-grads`` adds, per Conv-4 convolution, the forward pass, the weight gradient and the
+input gradient, and at 14x14x64 the weight gradient in matmul forms (``conv_grads``).
 
 XLA flags are process-wide: run the script again with ``XLA_FLAGS=...`` and ``--tag`` to
 compare a flag (the JSON records ``XLA_FLAGS``).
@@ -39,13 +42,77 @@ import numpy as np
 VARIANTS = ("base", "bn-vjp", "bn-onepass", "bf16", "lax-conv0")
 
 
-def build(variant: str) -> Callable[..., Any]:
-    """``step(params, opt_state, x[100,28,28,1], y_support[25]) -> (params, opt_state, loss)``."""
+def _median_ms(fn: Callable[..., Any], *args: Any, iters: int = 10, rounds: int = 5) -> float:
+    import jax
+
+    jax.block_until_ready(fn(*args))
+    out = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        for _ in range(iters):
+            r = fn(*args)
+        jax.block_until_ready(r)
+        out.append((time.perf_counter() - t) / iters * 1e3)
+    return float(np.median(out))
+
+
+def conv_grads() -> list[dict[str, Any]]:
+    """Per Conv-4 convolution (100 images): fwd, weight gradient, input gradient; and, at
+    14x14x64, the weight gradient as 9 shifted-slice matmuls, whole and summed over batch
+    chunks in a ``lax.scan``, with its relative error against XLA's."""
+    import jax
+    import jax.numpy as jnp
+
+    from metabench.baselines import backbones as bb
+
+    key = jax.random.key(0)
+    rows: list[dict[str, Any]] = []
+    for hw, ci in ((28, 1), (14, 64), (7, 64), (3, 64)):
+        x = jax.random.normal(key, (100, hw, hw, ci))
+        w = 0.1 * jax.random.normal(key, (3, 3, ci, 64))
+        ct = jax.random.normal(key, (100, hw, hw, 64))
+
+        def f(x: jax.Array, w: jax.Array) -> jax.Array:
+            return jnp.sum(bb.conv3x3(x, w) * ct)
+
+        rows.append({"conv": f"{hw}x{hw}x{ci}->64", "fwd_gflop": 100 * hw * hw * 64 * ci * 9 * 2 / 1e9,
+                     "fwd_ms": _median_ms(jax.jit(bb.conv3x3), x, w),
+                     "dW_ms": _median_ms(jax.jit(jax.grad(f, argnums=1)), x, w),
+                     "dX_ms": _median_ms(jax.jit(jax.grad(f, argnums=0)), x, w)})
+
+    def dw_slices(x: jax.Array, dy: jax.Array) -> jax.Array:
+        _, h, wd, c = x.shape
+        xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+        d = dy.reshape(-1, dy.shape[-1])
+        return jnp.stack([xp[:, i:i + h, j:j + wd, :].reshape(-1, c).T @ d
+                          for i in range(3) for j in range(3)]).reshape(3, 3, c, -1)
+
+    def dw_scan(x: jax.Array, dy: jax.Array, chunks: int) -> jax.Array:
+        xc = x.reshape(chunks, -1, *x.shape[1:])
+        dc = dy.reshape(chunks, -1, *dy.shape[1:])
+        zero = jnp.zeros((3, 3, x.shape[-1], dy.shape[-1]))
+        return jax.lax.scan(lambda acc, a: (acc + dw_slices(*a), None), zero, (xc, dc))[0]
+
+    x = jax.random.normal(key, (100, 14, 14, 64))
+    dy = jax.random.normal(key, (100, 14, 14, 64))
+    ref = jax.jit(lambda x, dy: jax.vjp(lambda w: bb.conv3x3(x, w), jnp.zeros((3, 3, 64, 64)))[1](dy)[0])
+    r = ref(x, dy)
+    forms: list[tuple[str, Callable[..., Any]]] = [("xla", ref), ("9 slice matmuls", jax.jit(dw_slices))]
+    forms += [(f"scan over {n} chunks", jax.jit(lambda x, dy, n=n: dw_scan(x, dy, n))) for n in (4, 10, 20, 50)]
+    for name, fn in forms:
+        err = float(jnp.max(jnp.abs(fn(x, dy) - r)) / jnp.max(jnp.abs(r)))
+        rows.append({"dW_form_14x14x64": name, "ms": _median_ms(fn, x, dy), "rel_err": err})
+    return rows
+
+
+def build(variant: str) -> tuple[Callable[..., Any], Any]:
+    """``(step, optimiser)``; ``step(params, opt_state, x[100,28,28,1], y_support[25]) -> (params, opt_state, loss)``."""
     import jax
     import jax.numpy as jnp
     import optax
 
     from metabench.baselines import backbones as bb
+    from metabench.baselines.protonet import proto_logits
 
     eps = bb.BN_EPS
 
@@ -105,11 +172,9 @@ def build(variant: str) -> Callable[..., Any]:
 
     def loss(params: Any, x: jax.Array, ys: jax.Array) -> jax.Array:
         emb = embed(params, x)
-        s, q = emb[:25], emb[25:]
-        protos = jax.ops.segment_sum(s, ys, 5) / 5.0
-        d = jnp.sum(jnp.square(q[:, None, :] - protos[None]), axis=-1)
+        logits = proto_logits(emb[:25], ys, emb[25:], 5, "euclidean", 1.0)
         yq = jnp.repeat(jnp.arange(5), 15)
-        return optax.softmax_cross_entropy_with_integer_labels(-d, yq).mean()
+        return optax.softmax_cross_entropy_with_integer_labels(logits, yq).mean()
 
     opt = optax.adam(1e-3)
 
@@ -128,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--iters", type=int, default=10)
     p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--tag", default="")
+    p.add_argument("--conv-grads", action="store_true", help="also time each convolution's fwd / dW / dX")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     import jax
@@ -176,13 +242,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{n:12s} {med:7.1f} ms/step ({np.min(runs[n]['ms']):.1f}-{np.max(runs[n]['ms']):.1f})  "
               f"speed x{base / med:.2f} vs {names[0]}  loss after {args.rounds * args.iters} steps "
               f"{runs[n]['losses'][-1]:.4f}")
+    conv_rows = conv_grads() if args.conv_grads else []
+    for row in conv_rows:
+        print(row)
     out = args.out or f"benchmarks/results/protonet_step_variants{'_' + args.tag if args.tag else ''}.json"
     atomic_write_json(out, {
         "benchmark": "ProtoNet step variants, omniglot 5w5s shapes, Conv-4 64, Adam 1e-3, one episode a step",
         "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(),
         "args": vars(args), "xla_flags": os.environ.get("XLA_FLAGS", ""), "code": code_version(),
         "host": host_info(), "jax": jax.__version__, "load_average_start": list(load0),
-        "load_average_end": list(os.getloadavg()), "rows": rows})
+        "load_average_end": list(os.getloadavg()), "rows": rows,
+        "conv_grads": conv_rows})
     print(f"wrote {out}")
     return 0
 
