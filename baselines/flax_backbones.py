@@ -38,6 +38,7 @@ from metabench.baselines.backbones import (
     POOLS,
     Params,
     batch_norm,
+    bn_relu,
     conv3x3,
     conv4_init,
     max_pool2,
@@ -108,7 +109,8 @@ class Linear(nn.Module):
 
 
 class ConvBN(nn.Module):
-    """3x3 SAME convolution (no bias; ``backbones.conv3x3``) -> batch-statistics batch norm.
+    """3x3 SAME convolution (no bias; ``backbones.conv3x3``) -> batch-statistics batch norm
+    (-> ReLU with ``relu``, by ``backbones.bn_relu`` and its hand-written VJP).
 
     Params ``w[3, 3, C_in, C_out]`` (He normal, fan-in), ``gamma`` (1), ``beta`` (0).
     """
@@ -116,12 +118,15 @@ class ConvBN(nn.Module):
     channels: int
     stride: int = 1
     dtype: Any = jnp.float32
+    relu: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array, groups: int = 1) -> jax.Array:
         w = self.param("w", nn.initializers.he_normal(), (3, 3, x.shape[-1], self.channels), self.dtype)
         gamma = self.param("gamma", nn.initializers.ones, (self.channels,), self.dtype)
         beta = self.param("beta", nn.initializers.zeros, (self.channels,), self.dtype)
+        if self.relu:
+            return bn_relu(conv3x3(x, w, self.stride), gamma, beta, groups)
         return batch_norm(conv3x3(x, w, self.stride), gamma, beta, groups)
 
 
@@ -150,7 +155,7 @@ class Conv4(nn.Module):
         stride = 2 if self.pool == "stride" else 1
         h = x
         for i in range(self.depth):
-            h = jax.nn.relu(ConvBN(self.channels, stride, self.dtype, name=f"block{i}")(h, groups))
+            h = ConvBN(self.channels, stride, self.dtype, relu=True, name=f"block{i}")(h, groups)
             if self.pool == "max":
                 h = max_pool2(h)
         h = jnp.mean(h, axis=(1, 2)) if self.pool == "stride" else h.reshape(h.shape[0], -1)

@@ -4,9 +4,11 @@ Each variant is the whole step of ``metabench``'s ``protonet`` on Omniglot 5w5s 
 images 28x28x1, 15 queries, Snell Conv-4 64, Adam 1e-3): loss, gradient and Adam update,
 jitted, with one piece swapped:
 
-* ``base``: the landed primitives (``backbones.conv3x3``, ``batch_norm``, ``max_pool2``);
-* ``bn-vjp``: batch norm + ReLU with a hand-written VJP (saves the normalised activations and
-  the ReLU mask; the gradient is two channel reductions and one elementwise pass);
+* ``base``: the landed primitives (``backbones.conv3x3`` with its chunked weight gradient,
+  ``bn_relu`` with its hand-written VJP, ``max_pool2``);
+* ``autodiff-bn``: batch norm + ReLU differentiated by autodiff (``relu(batch_norm(...))``);
+* ``xla-dw``: XLA's own weight gradient for the stride-1 64-channel convolutions;
+* ``pre-31``: both of the above, the step as it was before issue 31's changes;
 * ``bn-onepass``: batch statistics from E[x] and E[x^2] in one pass (forward change only);
 * ``bf16``: convolutions on bfloat16 inputs and weights, float32 accumulation
   (``preferred_element_type``), float32 parameters and everything else;
@@ -21,8 +23,9 @@ variant that changes the numerics shows it. Writes
 
     python benchmarks/protonet_step_variants.py [--rounds 7] [--iters 10] [--variants base,bn-vjp] [--conv-grads]
 
-``--conv-grads`` adds, per Conv-4 convolution, the forward pass, the weight gradient and the
-input gradient, and at 14x14x64 the weight gradient in matmul forms (``conv_grads``).
+``--conv-grads`` adds, per convolution shape of ``SWEEP``, the forward pass, the input gradient
+and the weight gradient, XLA's against the landed chunked form (``conv_grads``): the table
+behind ``backbones.CHUNKED_DW_MIN_ROWS``.
 
 XLA flags are process-wide: run the script again with ``XLA_FLAGS=...`` and ``--tag`` to
 compare a flag (the JSON records ``XLA_FLAGS``).
@@ -39,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-VARIANTS = ("base", "bn-vjp", "bn-onepass", "bf16", "lax-conv0")
+VARIANTS = ("base", "autodiff-bn", "xla-dw", "pre-31", "bn-onepass", "bf16", "lax-conv0")
 
 
 def _median_ms(fn: Callable[..., Any], *args: Any, iters: int = 10, rounds: int = 5) -> float:
@@ -56,10 +59,17 @@ def _median_ms(fn: Callable[..., Any], *args: Any, iters: int = 10, rounds: int 
     return float(np.median(out))
 
 
+#: (batch, size, channels) of the weight-gradient sweep: ProtoNet's Omniglot blocks, other batch
+#: sizes, and Conv-4 32 on 84x84 images (miniImageNet / CUB shapes).
+SWEEP = ((100, 14, 64), (100, 7, 64), (100, 3, 64), (16, 14, 64), (25, 14, 64), (64, 14, 64), (400, 14, 64),
+         (80, 42, 32), (80, 21, 32), (80, 10, 32))
+
+
 def conv_grads() -> list[dict[str, Any]]:
-    """Per Conv-4 convolution (100 images): fwd, weight gradient, input gradient; and, at
-    14x14x64, the weight gradient as 9 shifted-slice matmuls, whole and summed over batch
-    chunks in a ``lax.scan``, with its relative error against XLA's."""
+    """Per stride-1 convolution of ``SWEEP`` (plus ProtoNet's 28x28x1 first block): the forward
+    pass, the input gradient and the weight gradient, XLA's and the landed ``conv3x3``'s
+    (chunked where ``backbones._dw_chunk`` says so), with the landed one's relative error;
+    and at 100 images 14x14x64 the chunked form at several chunk sizes."""
     import jax
     import jax.numpy as jnp
 
@@ -67,41 +77,28 @@ def conv_grads() -> list[dict[str, Any]]:
 
     key = jax.random.key(0)
     rows: list[dict[str, Any]] = []
-    for hw, ci in ((28, 1), (14, 64), (7, 64), (3, 64)):
-        x = jax.random.normal(key, (100, hw, hw, ci))
-        w = 0.1 * jax.random.normal(key, (3, 3, ci, 64))
-        ct = jax.random.normal(key, (100, hw, hw, 64))
+    for b, hw, ci in ((100, 28, 1), *SWEEP):
+        co = 64 if ci == 1 else ci
+        x = jax.random.normal(key, (b, hw, hw, ci))
+        w = 0.1 * jax.random.normal(key, (3, 3, ci, co))
+        ct = jax.random.normal(key, (b, hw, hw, co))
 
-        def f(x: jax.Array, w: jax.Array) -> jax.Array:
-            return jnp.sum(bb.conv3x3(x, w) * ct)
+        def dw(conv: Callable[..., Any]) -> Callable[..., Any]:
+            return jax.jit(jax.grad(lambda x, w: jnp.sum(conv(x, w) * ct), argnums=1))
 
-        rows.append({"conv": f"{hw}x{hw}x{ci}->64", "fwd_gflop": 100 * hw * hw * 64 * ci * 9 * 2 / 1e9,
+        xla, landed = dw(bb._lax_conv), dw(bb.conv3x3)
+        ref = xla(x, w)
+        rows.append({"conv": f"{b}x{hw}x{hw}x{ci}->{co}", "fwd_gflop": b * hw * hw * co * ci * 9 * 2 / 1e9,
+                     "chunk": bb._dw_chunk(b, hw, hw) if ci > bb.IM2COL_MAX_CHANNELS else "im2col",
                      "fwd_ms": _median_ms(jax.jit(bb.conv3x3), x, w),
-                     "dW_ms": _median_ms(jax.jit(jax.grad(f, argnums=1)), x, w),
-                     "dX_ms": _median_ms(jax.jit(jax.grad(f, argnums=0)), x, w)})
-
-    def dw_slices(x: jax.Array, dy: jax.Array) -> jax.Array:
-        _, h, wd, c = x.shape
-        xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-        d = dy.reshape(-1, dy.shape[-1])
-        return jnp.stack([xp[:, i:i + h, j:j + wd, :].reshape(-1, c).T @ d
-                          for i in range(3) for j in range(3)]).reshape(3, 3, c, -1)
-
-    def dw_scan(x: jax.Array, dy: jax.Array, chunks: int) -> jax.Array:
-        xc = x.reshape(chunks, -1, *x.shape[1:])
-        dc = dy.reshape(chunks, -1, *dy.shape[1:])
-        zero = jnp.zeros((3, 3, x.shape[-1], dy.shape[-1]))
-        return jax.lax.scan(lambda acc, a: (acc + dw_slices(*a), None), zero, (xc, dc))[0]
-
+                     "dX_ms": _median_ms(jax.jit(jax.grad(lambda x, w: jnp.sum(bb.conv3x3(x, w) * ct))), x, w),
+                     "dW_xla_ms": _median_ms(xla, x, w), "dW_landed_ms": _median_ms(landed, x, w),
+                     "dW_landed_rel_err": float(jnp.max(jnp.abs(landed(x, w) - ref)) / jnp.max(jnp.abs(ref)))})
     x = jax.random.normal(key, (100, 14, 14, 64))
     dy = jax.random.normal(key, (100, 14, 14, 64))
-    ref = jax.jit(lambda x, dy: jax.vjp(lambda w: bb.conv3x3(x, w), jnp.zeros((3, 3, 64, 64)))[1](dy)[0])
-    r = ref(x, dy)
-    forms: list[tuple[str, Callable[..., Any]]] = [("xla", ref), ("9 slice matmuls", jax.jit(dw_slices))]
-    forms += [(f"scan over {n} chunks", jax.jit(lambda x, dy, n=n: dw_scan(x, dy, n))) for n in (4, 10, 20, 50)]
-    for name, fn in forms:
-        err = float(jnp.max(jnp.abs(fn(x, dy) - r)) / jnp.max(jnp.abs(r)))
-        rows.append({"dW_form_14x14x64": name, "ms": _median_ms(fn, x, dy), "rel_err": err})
+    for chunk in (100, 25, 10, 5, 2):
+        fn = jax.jit(lambda x, dy, c=chunk: bb.conv3x3_weight_grad(x, dy, c))
+        rows.append({"dW_form_100x14x14x64": f"chunks of {chunk} images", "ms": _median_ms(fn, x, dy)})
     return rows
 
 
@@ -116,31 +113,6 @@ def build(variant: str) -> tuple[Callable[..., Any], Any]:
 
     eps = bb.BN_EPS
 
-    @jax.custom_vjp
-    def bn_relu_vjp(x: jax.Array, g: jax.Array, b: jax.Array) -> jax.Array:
-        return jax.nn.relu(bb.batch_norm(x, g, b))
-
-    def _fwd(x: jax.Array, g: jax.Array, b: jax.Array) -> tuple[jax.Array, Any]:
-        axes = tuple(range(x.ndim - 1))
-        mean = jnp.mean(x, axis=axes)
-        var = jnp.mean(jnp.square(x - mean), axis=axes)
-        inv = jax.lax.rsqrt(var + eps)
-        xhat = (x - mean) * inv
-        out = jax.nn.relu(xhat * g + b)
-        return out, (xhat, out > 0, g, inv)
-
-    def _bwd(res: Any, dy: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-        xhat, mask, g, inv = res
-        axes = tuple(range(xhat.ndim - 1))
-        dz = jnp.where(mask, dy, 0.0)
-        db = jnp.sum(dz, axis=axes)
-        dg = jnp.sum(dz * xhat, axis=axes)
-        n = np.prod([xhat.shape[a] for a in axes])
-        dx = (g * inv / n) * (n * dz - db - xhat * dg)
-        return dx, dg, db
-
-    bn_relu_vjp.defvjp(_fwd, _bwd)
-
     def bn_onepass(x: jax.Array, g: jax.Array, b: jax.Array) -> jax.Array:
         axes = tuple(range(x.ndim - 1))
         m = jnp.mean(x, axis=axes)
@@ -149,17 +121,19 @@ def build(variant: str) -> tuple[Callable[..., Any], Any]:
         return jax.nn.relu((x - m) * (g * inv) + b)
 
     def bn_relu(x: jax.Array, g: jax.Array, b: jax.Array) -> jax.Array:
-        if variant == "bn-vjp":
-            return bn_relu_vjp(x, g, b)
+        if variant in ("autodiff-bn", "pre-31"):
+            return jax.nn.relu(bb.batch_norm(x, g, b))
         if variant == "bn-onepass":
             return bn_onepass(x, g, b)
-        return jax.nn.relu(bb.batch_norm(x, g, b))
+        return bb.bn_relu(x, g, b)
 
     def conv(h: jax.Array, w: jax.Array, i: int) -> jax.Array:
         if variant == "bf16":
             return jax.lax.conv_general_dilated(
                 h.astype(jnp.bfloat16), w.astype(jnp.bfloat16), (1, 1), "SAME",
                 dimension_numbers=("NHWC", "HWIO", "NHWC"), preferred_element_type=jnp.float32)
+        if variant in ("xla-dw", "pre-31") and i > 0:
+            return bb._lax_conv(h, w)
         if variant == "lax-conv0" and i == 0:
             return jax.lax.conv_general_dilated(h, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
         return bb.conv3x3(h, w)

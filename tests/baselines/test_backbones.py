@@ -118,3 +118,87 @@ def test_strided_conv4_is_finn_omniglot_network():
     assert conv4_feature_size((28, 28, 1), 16, pool="stride") == 16
     with pytest.raises(ValueError, match="unknown Conv-4 pooling 'avg'"):
         conv4_embed(params, x, pool="avg")
+
+
+def _bn_relu_ref(x, g, b, groups):
+    from metabench.baselines.backbones import batch_norm
+
+    return jax.nn.relu(batch_norm(x, g, b, groups))
+
+
+@pytest.mark.parametrize("groups", [1, 3])
+def test_bn_relu_hand_vjp_matches_autodiff_to_second_order(groups):
+    """``bn_relu``'s value, gradient and a reverse-over-reverse Hessian-vector product (what
+    second-order MAML differentiates) equal autodiff of ``relu(batch_norm(...))``, float64."""
+    from metabench.baselines.backbones import bn_relu
+
+    with jax.enable_x64(True):
+        k = jax.random.split(jax.random.key(0), 5)
+        x = jax.random.normal(k[0], (6, 5, 5, 4), jnp.float64) * 2 + 0.5
+        g = 1 + 0.3 * jax.random.normal(k[1], (4,), jnp.float64)
+        b = 0.2 * jax.random.normal(k[2], (4,), jnp.float64)
+        ct = jax.random.normal(k[3], x.shape, jnp.float64)
+        v = jax.random.normal(k[4], x.shape, jnp.float64)
+
+        def derivatives(f):
+            loss = lambda x, g, b: jnp.sum(jnp.tanh(f(x, g, b, groups)) * ct)  # noqa: E731
+            grads = jax.grad(loss, argnums=(0, 1, 2))
+            hvp = jax.grad(lambda x, g, b: jnp.vdot(jax.grad(loss)(x, g, b), v), argnums=(0, 1, 2))
+            return (loss(x, g, b), *grads(x, g, b), *hvp(x, g, b))
+
+        for ours, ref in zip(derivatives(bn_relu), derivatives(_bn_relu_ref)):
+            np.testing.assert_allclose(np.asarray(ours), np.asarray(ref), rtol=1e-9, atol=1e-10)
+        np.testing.assert_array_equal(np.asarray(bn_relu(x, g, b, groups)), np.asarray(_bn_relu_ref(x, g, b, groups)))
+
+
+@pytest.mark.parametrize("b,chunk", [(6, 1), (7, 3), (8, 8)])
+def test_chunked_weight_gradient_matches_xla(b, chunk):
+    """``conv3x3_weight_grad`` (nine slice matmuls summed over zero-padded chunks) equals XLA's
+    weight gradient, and ``conv3x3_chunked_dw``'s value, gradients and second-order gradients
+    equal ``lax.conv_general_dilated``'s, float64, under ``jit`` and eagerly."""
+    from metabench.baselines.backbones import conv3x3_chunked_dw, conv3x3_weight_grad
+
+    dn = ("NHWC", "HWIO", "NHWC")
+    ref_conv = lambda x, w: jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=dn)  # noqa: E731
+    with jax.enable_x64(True):
+        k = jax.random.split(jax.random.key(1), 4)
+        x = jax.random.normal(k[0], (b, 6, 5, 3), jnp.float64)
+        w = jax.random.normal(k[1], (3, 3, 3, 4), jnp.float64)
+        dy = jax.random.normal(k[2], (b, 6, 5, 4), jnp.float64)
+        v = jax.random.normal(k[3], w.shape, jnp.float64)
+        dw_ref = jax.vjp(lambda w: ref_conv(x, w), w)[1](dy)[0]
+        np.testing.assert_allclose(np.asarray(conv3x3_weight_grad(x, dy, chunk)), np.asarray(dw_ref), rtol=1e-10)
+
+        def derivatives(conv, jit):
+            loss = lambda w, x: jnp.sum(jnp.tanh(conv(x, w)) ** 2)  # noqa: E731
+            g = jax.grad(loss, argnums=(0, 1))
+            hvp = jax.grad(lambda w, x: jnp.vdot(jax.grad(loss)(w, x), v), argnums=(0, 1))
+            f = lambda w, x: (loss(w, x), *g(w, x), *hvp(w, x))  # noqa: E731
+            return (jax.jit(f) if jit else f)(w, x)
+
+        ref = derivatives(ref_conv, True)
+        for jit in (True, False):
+            for ours, r in zip(derivatives(lambda x, w: conv3x3_chunked_dw(x, w, chunk), jit), ref):
+                np.testing.assert_allclose(np.asarray(ours), np.asarray(r), rtol=1e-9, atol=1e-10)
+
+
+def test_conv3x3_takes_the_chunked_path_only_for_large_stride1_convolutions(monkeypatch):
+    """The size rule: stride-1 many-channel convolutions over >= ``CHUNKED_DW_MIN_ROWS`` output
+    rows on the CPU backend; their gradient equals XLA's (float32 tolerance), and setting the
+    threshold to ``None`` switches the path off."""
+    from metabench.baselines import backbones as bb
+
+    assert bb._dw_chunk(100, 14, 14) == round(bb.CHUNKED_DW_TARGET_ROWS / 196)
+    assert bb._dw_chunk(25, 14, 14) is None  # 4,900 rows: XLA's weight gradient
+    assert bb._dw_chunk(3, 84, 84) == 1  # large images: one image a chunk
+    assert bb._dw_chunk(60, 14, 14, 32) == 30  # target 41.8 images: the nearest divisor of 60
+    x = jax.random.normal(jax.random.key(0), (60, 14, 14, 32))
+    w = 0.1 * jax.random.normal(jax.random.key(1), (3, 3, 32, 8))
+    jaxpr = str(jax.make_jaxpr(jax.grad(lambda w: jnp.sum(bb.conv3x3(x, w) ** 2)))(w))
+    assert "scan" in jaxpr  # the chunked weight gradient
+    loss = lambda w: jnp.sum(jnp.sin(bb.conv3x3(x, w)))  # noqa: E731
+    fast = jax.jit(jax.grad(loss))(w)
+    monkeypatch.setattr(bb, "CHUNKED_DW_MIN_ROWS", None)
+    jaxpr = str(jax.make_jaxpr(jax.grad(lambda w: jnp.sum(bb.conv3x3(x, w) ** 2)))(w))
+    assert "scan" not in jaxpr
+    np.testing.assert_allclose(np.asarray(fast), np.asarray(jax.jit(jax.grad(loss))(w)), rtol=2e-4, atol=2e-4)
